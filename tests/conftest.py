@@ -1,0 +1,26 @@
+"""Fixtures shared by every test folder.
+
+The oracle files of the reference tokenizer live in ``tests/data/golden``
+(copied from the project's shared folder, so the suite never reads outside the
+repository).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).parent / "data"
+GOLDEN_DIR = DATA_DIR / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return GOLDEN_DIR
+
+
+@pytest.fixture(scope="session")
+def golden_manifest() -> dict:
+    return json.loads((GOLDEN_DIR / "manifest.json").read_text())
