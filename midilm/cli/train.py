@@ -1,0 +1,99 @@
+"""``midilm train``: train or fine-tune a model on a token store, or resume a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from midilm.config import add_dataclass_arguments, apply_arguments, from_dict, given_arguments, to_dict
+from midilm.errors import ConfigError
+from midilm.train.config import FINE_TUNE_LR, TrainConfig
+
+HELP = f"""Train a model on a token store (see `midilm prepare`), fine-tune one with --init, or continue a run with --resume.
+
+examples:
+  midilm train --data STORE --out runs/gpt --arch gpt --preset small
+  midilm train --resume runs/gpt --max-steps 5000
+  midilm train --data MY_STORE --out runs/ft --init runs/gpt            (fine-tune; lr defaults to {FINE_TUNE_LR})
+  torchrun --nproc_per_node 4 -m midilm train --data STORE --out runs/big --preset base
+"""
+
+MODEL_PREFIX = "model_"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from midilm.model import ARCHS, PRESETS, ModelConfig
+
+    parser.add_argument("--data", metavar="STORE", help="token store to train on (default: the bundled corpus's store, prepared by `midilm prepare`)")
+    parser.add_argument("--out", metavar="RUN", help="run folder to create (default: runs/ARCH-PRESET-TIME)")
+    parser.add_argument("--resume", metavar="RUN", help="continue this run from its last checkpoint with its own settings (only --max-steps/--max-minutes may change)")
+    parser.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint (run folder, checkpoint folder, .safetensors, or a notebook best_model_lm.pt)")
+    parser.add_argument("--arch", choices=ARCHS, help="model architecture (default: gpt)")
+    parser.add_argument("--preset", choices=tuple(PRESETS), help="model size preset (default: small)")
+    parser.add_argument("--config", metavar="FILE", help='JSON file with "model" and/or "train" sections; command-line options override it')
+    model = parser.add_argument_group("model (override the preset)")
+    add_dataclass_arguments(model, ModelConfig, skip=("arch", "vocab_size"), dest_prefix=MODEL_PREFIX)
+    add_dataclass_arguments(parser.add_argument_group("training"), TrainConfig)
+
+
+def _configs(args: argparse.Namespace):
+    from midilm.model import ModelConfig, preset_config
+
+    file_data: dict = {}
+    if args.config:
+        try:
+            file_data = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{args.config}: cannot read config: {exc}") from exc
+        unknown = set(file_data) - {"model", "train"}
+        if unknown:
+            raise ConfigError(f"{args.config}: unknown section(s) {', '.join(sorted(unknown))}; expected 'model' and 'train'")
+    model_file = dict(file_data.get("model", {}))
+    arch = args.arch or model_file.pop("arch", "gpt")
+    preset = args.preset or model_file.pop("preset", "small")
+    model_config = preset_config(arch, preset)
+    if model_file:
+        model_config = from_dict(ModelConfig, {**to_dict(model_config), **model_file}, source=f"{args.config}:model")
+    model_config = apply_arguments(model_config, args, dest_prefix=MODEL_PREFIX)
+    train_config = from_dict(TrainConfig, file_data.get("train", {}), source=f"{args.config}:train")
+    train_config = apply_arguments(train_config, args)
+    return model_config, train_config, arch, preset
+
+
+def run(args: argparse.Namespace) -> int:
+    from midilm.model import ModelConfig
+    from midilm.train import resume_run, start_run
+    from midilm.train.loop import fine_tune_lr
+
+    if args.resume:
+        extra = set(given_arguments(args, TrainConfig)) - {"max_steps", "max_minutes"}
+        extra |= {name for name in ("data", "out", "init", "arch", "preset", "config") if getattr(args, name)}
+        extra |= set(given_arguments(args, ModelConfig, dest_prefix=MODEL_PREFIX))
+        if extra:
+            raise ConfigError(f"--resume takes every setting from the run; only --max-steps and --max-minutes may change (got {', '.join(sorted(extra))})")
+        result = resume_run(args.resume, max_steps=args.max_steps, max_minutes=args.max_minutes)
+    else:
+        model_config, train_config, arch, preset = _configs(args)
+        if args.init:
+            if args.arch or args.preset or given_arguments(args, ModelConfig, dest_prefix=MODEL_PREFIX):
+                raise ConfigError("--init takes the model from the checkpoint; drop --arch, --preset and model options")
+            train_config = fine_tune_lr(train_config, lr_given=args.lr is not None or "lr" in _file_train(args))
+        data = args.data or _default_store()
+        out = args.out or f"runs/{arch}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        result = start_run(data, out, model_config, train_config, init=args.init)
+    return 130 if result.stop_reason == "interrupted" else 0
+
+
+def _file_train(args: argparse.Namespace) -> dict:
+    return json.loads(Path(args.config).read_text()).get("train", {}) if args.config else {}
+
+
+def _default_store() -> str:
+    from midilm.data import default_store_path
+
+    path = default_store_path()
+    if not Path(path).exists():
+        raise ConfigError(f"no --data given and the bundled corpus's store {path} does not exist yet: run `midilm prepare` first")
+    return str(path)

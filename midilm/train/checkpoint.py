@@ -1,0 +1,189 @@
+"""Checkpoints that survive crashes, and loading a model from any checkpoint form.
+
+A checkpoint is a folder (``RUN/last``, ``RUN/best``) holding
+``model.safetensors`` (weights, with the run config in the file's metadata so
+the file alone rebuilds the model), ``state.pt`` (optimizer, scheduler, RNG and
+data position; only tensors and plain containers, so it loads with
+``torch.load(weights_only=True)``) and ``meta.json`` (step, losses). A folder
+is written beside its final name and swapped in with renames, so a kill at any
+moment leaves either the old or the new checkpoint whole, never a mix.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_model
+
+from midilm import vocab
+from midilm.errors import CheckpointError, ConfigError
+from midilm.train.config import RunConfig
+
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+CONFIG_KEY = "midilm_run_config"
+CHECKPOINT_NAMES = ("best", "last")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(final: Path, write: Callable[[Path], None]) -> None:
+    """Build a folder with ``write(tmp)`` and swap it in place of ``final``."""
+    tmp = final.with_name(final.name + ".tmp")
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    for child in tmp.iterdir():
+        _fsync(child)
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    if os.name == "posix":
+        _fsync(final.parent)
+
+
+def existing_checkpoint(folder: Path) -> Path | None:
+    """``folder`` if it holds a whole checkpoint, else the ``.old`` copy a kill
+    between the two renames of :func:`write_atomically` left behind."""
+    for candidate in (folder, folder.with_name(folder.name + ".old")):
+        if (candidate / WEIGHTS_FILE).is_file() and (candidate / META_FILE).is_file():
+            return candidate
+    return None
+
+
+def save_checkpoint(folder: Path, model: torch.nn.Module, run: RunConfig, meta: dict[str, Any], state: dict[str, Any] | None) -> None:
+    """Write weights (+ run config), meta and, for resumable checkpoints, the training state."""
+
+    def write(tmp: Path) -> None:
+        save_model(model, str(tmp / WEIGHTS_FILE), metadata={CONFIG_KEY: run.to_json()})
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2))
+        if state is not None:
+            torch.save(state, tmp / STATE_FILE)
+
+    write_atomically(folder, write)
+
+
+def export_weights(path: Path, model: torch.nn.Module, run: RunConfig, dtype: torch.dtype = torch.bfloat16) -> None:
+    """One self-contained weights file in 16 bits (for shipping a model): the
+    run config travels in its metadata; loading upcasts to the model's dtype."""
+    half = copy.deepcopy(model).to(dtype)
+    tmp = path.with_name(path.name + ".tmp")
+    save_model(half, str(tmp), metadata={CONFIG_KEY: run.to_json()})
+    os.replace(tmp, path)
+
+
+def read_state(folder: Path) -> dict[str, Any]:
+    """The resumable training state of a checkpoint folder."""
+    path = folder / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{folder}: no training state ({STATE_FILE}); this checkpoint can be loaded but not resumed") from exc
+    except Exception as exc:  # torch raises several types for a damaged file
+        raise CheckpointError(f"{path}: cannot read training state: {exc}") from exc
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / META_FILE).read_text())
+
+
+def read_run_config(weights: Path) -> RunConfig:
+    """The run config stored in a weights file's metadata."""
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{weights}: not a readable safetensors file: {exc}") from exc
+    if CONFIG_KEY not in metadata:
+        raise CheckpointError(f"{weights}: no midilm run config in this weights file")
+    try:
+        return RunConfig.from_json_dict(json.loads(metadata[CONFIG_KEY]), str(weights))
+    except (ConfigError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{weights}: damaged run config: {exc}") from exc
+
+
+def check_vocab(run: RunConfig, source: str) -> None:
+    """Refuse weights made for another vocabulary."""
+    size = getattr(run.model, "vocab_size", None)
+    if run.vocab and run.vocab.get("vocab_size") != vocab.VOCAB_SIZE or size != vocab.VOCAB_SIZE:
+        raise CheckpointError(f"{source}: made for a vocabulary of {size} tokens, this midilm uses {vocab.VOCAB_SIZE} (SkyTNT v2)")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, and where it came from."""
+
+    model: torch.nn.Module
+    run: RunConfig
+    source: Path
+    meta: dict[str, Any]
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """The weights file behind a run folder (its ``best``, else its ``last``),
+    a checkpoint folder, or a weights file."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint, run folder or weights file")
+    for name in CHECKPOINT_NAMES:
+        folder = existing_checkpoint(path / name)
+        if folder is not None:
+            return folder / WEIGHTS_FILE
+    folder = existing_checkpoint(path)
+    if folder is not None:
+        return folder / WEIGHTS_FILE
+    raise CheckpointError(f"{path}: holds no checkpoint (expected {' or '.join(CHECKPOINT_NAMES)}/{WEIGHTS_FILE} or {WEIGHTS_FILE})")
+
+
+def load_for_inference(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild a model from a run folder, checkpoint folder, weights file, or a
+    notebook ``best_model_lm.pt``, in eval mode on ``device``."""
+    from midilm.model import build_model, load_notebook_checkpoint
+
+    weights = resolve_weights(path)
+    if weights.suffix == ".pt":
+        model_config, state_dict = load_notebook_checkpoint(weights)
+        run = RunConfig(model=model_config, vocab=vocab.spec(), init=str(weights))
+        model = build_model(model_config)
+        model.load_state_dict(state_dict)
+        meta: dict[str, Any] = {"source": "notebook"}
+    else:
+        run = read_run_config(weights)
+        check_vocab(run, str(weights))
+        model = build_model(run.model)
+        load_weights(model, weights)
+        meta_path = weights.parent / META_FILE
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    model.to(device).eval()
+    return LoadedModel(model=model, run=run, source=weights, meta=meta)
+
+
+def load_weights(model: torch.nn.Module, weights: Path) -> None:
+    """Load a weights file into ``model``, converting 16-bit weights to the model's dtype."""
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights}: weights do not fit this model: {exc}") from exc
+    if missing or unexpected:
+        raise CheckpointError(f"{weights}: weights do not fit this model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")

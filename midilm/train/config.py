@@ -1,0 +1,138 @@
+"""Training settings, and the run record that ties a run to its model, data and tokenizer.
+
+``TrainConfig`` holds what the optimiser and the loop need; its defaults follow
+the design notebook (AdamW 3e-4, weight decay 0.01, clip 1.0, batch 32 on GPU and
+16 on CPU, windows of 512 with stride 256, ReduceLROnPlateau factor 0.5 patience
+2, early stopping patience 5, one evaluation per epoch). ``RunConfig`` is what
+``RUN/config.json`` stores: resuming takes every setting from it, and a
+checkpoint is rebuilt from it rather than from code defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from midilm import __version__
+from midilm.config import from_dict, to_dict
+from midilm.errors import ConfigError
+
+SCHEDULES = ("plateau", "cosine", "constant")
+FINE_TUNE_LR = 1e-4
+"""Default learning rate with ``--init`` (a third of the from-scratch 3e-4), so
+fine-tuning adapts a trained model instead of overwriting it."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser, schedule, data and loop settings of one training run."""
+
+    lr: float = field(default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR})"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0 disables)"})
+    batch_size: int = field(default=0, metadata={"help": "windows per optimizer step, summed over processes and accumulation steps; 0 = 32 on GPU, 16 on CPU"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step (each process)"})
+    seq_len: int = field(default=512, metadata={"help": "window length: tokens for flat models (seed, gpt), events for hier"})
+    stride: int = field(default=256, metadata={"help": "distance between window starts, in the same unit as --seq-len"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0 = run --max-epochs)"})
+    max_epochs: int = field(default=30, metadata={"help": "stop after this many passes over the train split"})
+    max_minutes: float = field(default=0.0, metadata={"help": "stop after this much wall-clock training time (0 = no limit)"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate on the val split every N steps (0 = once per epoch); always at the last step"})
+    eval_batches: int = field(default=0, metadata={"help": "cap an evaluation at N batches (0 = the whole val split)"})
+    schedule: str = field(default="plateau", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps (cosine and constant schedules)"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine: final lr as a fraction of --lr"})
+    plateau_factor: float = field(default=0.5, metadata={"help": "plateau: multiply lr by this when val loss stalls"})
+    plateau_patience: int = field(default=2, metadata={"help": "plateau: evaluations without improvement before lowering lr"})
+    early_stop_patience: int = field(default=5, metadata={"help": "stop after N evaluations without improvement (0 disables)"})
+    seed: int = field(default=42, metadata={"help": "seed of weights, data order, dropout and augmentation"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32", "choices": ("auto", "bf16", "fp32")})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
+    random_offset: bool = field(default=False, metadata={"help": "shift window starts randomly each epoch"})
+    augment: bool = field(default=False, metadata={"help": "random pitch/velocity/tempo shifts of train windows (never val/test)"})
+    log_every: int = field(default=10, metadata={"help": "write train loss to metrics.jsonl every N steps"})
+    checkpoint_every: int = field(default=0, metadata={"help": "also save the 'last' checkpoint every N steps (0 = at evaluations and the end)"})
+    tensorboard: bool = field(default=False, metadata={"help": "also log to RUN/tensorboard (needs the tensorboard package)"})
+    freeze_embeddings: bool = field(default=False, metadata={"help": "with --init: keep the token embeddings fixed"})
+
+    def validate(self) -> None:
+        """Refuse settings that cannot work, before anything is built."""
+        checks = [
+            (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
+            (self.batch_size >= 0, f"batch_size must be >= 0 (got {self.batch_size})"),
+            (self.grad_accum >= 1, f"grad_accum must be >= 1 (got {self.grad_accum})"),
+            (self.seq_len >= 2, f"seq_len must be >= 2 (got {self.seq_len})"),
+            (self.stride >= 1, f"stride must be >= 1 (got {self.stride})"),
+            (self.max_steps >= 0 and self.max_epochs >= 1, "max_steps must be >= 0 and max_epochs >= 1"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
+            (self.schedule != "cosine" or self.max_steps > 0, "the cosine schedule needs --max-steps"),
+            (self.eval_every >= 0 and self.log_every >= 1, "eval_every must be >= 0 and log_every >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class DataRef:
+    """Which store a run trains on, and what that store was built with."""
+
+    store: str = ""
+    identity: str = ""
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Everything ``RUN/config.json`` records: enough to rebuild the model and resume."""
+
+    model: Any = None  # midilm.model.ModelConfig (typed loosely to keep this module torch-free)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataRef = field(default_factory=DataRef)
+    vocab: dict[str, Any] = field(default_factory=dict)
+    init: str = ""
+    midilm_version: str = __version__
+
+    def to_json(self) -> str:
+        data = {
+            "model": to_dict(self.model),
+            "train": to_dict(self.train),
+            "data": to_dict(self.data),
+            "vocab": self.vocab,
+            "init": self.init,
+            "midilm_version": self.midilm_version,
+        }
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any], source: str) -> RunConfig:
+        from midilm.model import ModelConfig
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown run setting(s) {', '.join(unknown)}")
+        return cls(
+            model=from_dict(ModelConfig, data.get("model", {}), source=f"{source}:model"),
+            train=from_dict(TrainConfig, data.get("train", {}), source=f"{source}:train"),
+            data=from_dict(DataRef, data.get("data", {}), source=f"{source}:data"),
+            vocab=data.get("vocab", {}),
+            init=data.get("init", ""),
+            midilm_version=data.get("midilm_version", ""),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"{path}: no run config here (is this a midilm run folder?)") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: run config is not valid JSON: {exc}") from exc
+        return cls.from_json_dict(data, str(path))

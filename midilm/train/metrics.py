@@ -1,0 +1,75 @@
+"""Loss and evaluation metrics over event-structured targets.
+
+Every target token has a slot (0 = event type, then the event's parameters); the
+slot is the target's index mod 8 in the event-aligned stream, for flat and
+event-level models alike. Metrics are accumulated as sums (so they can be
+reduced over processes and batches exactly) and turned into means at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from midilm import vocab
+
+N_SLOTS = vocab.EVENT_LEN
+
+
+def target_slots(input_kind: str, targets: torch.Tensor) -> torch.Tensor:
+    """Slot index of every target: flat targets are the inputs shifted by one
+    token, so target t holds slot (t + 1) mod 8; event targets carry it as their last axis."""
+    if input_kind == "events":
+        return torch.arange(N_SLOTS, device=targets.device).expand_as(targets)
+    positions = torch.arange(1, targets.shape[-1] + 1, device=targets.device)
+    return (positions % N_SLOTS).expand_as(targets)
+
+
+def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Total cross-entropy (nats) over non-PAD targets, in float32."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=vocab.PAD, reduction="sum")
+
+
+def count_targets(targets: torch.Tensor) -> torch.Tensor:
+    return (targets != vocab.PAD).sum()
+
+
+class MetricSums:
+    """Running sums for an evaluation: nats, tokens and events, and per slot
+    nats, tokens and correct top-1 predictions."""
+
+    def __init__(self, device: torch.device) -> None:
+        # rows: 0 nats, 1 tokens, 2 correct; columns: slots; plus one column for events
+        self.sums = torch.zeros(3, N_SLOTS, dtype=torch.float64, device=device)
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor, slots: torch.Tensor) -> None:
+        flat_logits = logits.reshape(-1, logits.shape[-1]).float()
+        flat_targets = targets.reshape(-1)
+        keep = flat_targets != vocab.PAD
+        nats = F.cross_entropy(flat_logits[keep], flat_targets[keep], reduction="none").double()
+        correct = (flat_logits[keep].argmax(-1) == flat_targets[keep]).double()
+        slot = slots.reshape(-1)[keep]
+        self.sums[0].index_add_(0, slot, nats)
+        self.sums[1].index_add_(0, slot, torch.ones_like(nats))
+        self.sums[2].index_add_(0, slot, correct)
+
+    def result(self) -> dict[str, float]:
+        """Means: loss (nats per token), perplexity, nats per event (events =
+        targets in slot 0), and accuracy and loss per slot."""
+        nats, tokens, correct = (row.cpu().tolist() for row in self.sums)
+        total_tokens = sum(tokens)
+        loss = sum(nats) / total_tokens if total_tokens else float("nan")
+        out = {
+            "loss": loss,
+            "ppl": math.exp(loss) if loss < 50 else float("inf"),
+            "nats_per_event": sum(nats) / tokens[0] if tokens[0] else float("nan"),
+            "tokens": int(total_tokens),
+            "events": int(tokens[0]),
+        }
+        for s, name in enumerate(vocab.SLOT_NAMES):
+            if tokens[s]:
+                out[f"acc_{name}"] = correct[s] / tokens[s]
+                out[f"loss_{name}"] = nats[s] / tokens[s]
+        return out
