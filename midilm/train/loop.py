@@ -29,7 +29,7 @@ from midilm.train import distributed
 from midilm.train.batches import EpochBatches, eval_batches
 from midilm.train.checkpoint import existing_checkpoint, load_for_inference, load_weights, read_state, save_checkpoint
 from midilm.train.config import FINE_TUNE_LR, DataRef, RunConfig, TrainConfig
-from midilm.train.metrics import MetricSums, count_targets, summed_loss, target_slots
+from midilm.train.metrics import count_targets, evaluate_view, summed_loss
 from midilm.train.runlog import CURVES_FILE, MetricsLog, TensorBoardLog, plot_curves
 from midilm.train.schedule import LRSchedule
 
@@ -369,25 +369,14 @@ class Trainer:
     def _forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.net(inputs, targets) if self.input_kind == "events" else self.net(inputs)
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Metrics on the val split, reduced over all processes."""
-        self.model.eval()
-        sums = MetricSums(self.device)
         per_rank = max(1, self.batch_size // self.cluster.world_size)
         indices = eval_batches(len(self.val_view), per_rank, world_size=self.cluster.world_size, rank=self.cluster.rank, limit=self.run.train.eval_batches)
-        for inputs, targets in DataLoader(self.val_view, batch_sampler=indices, num_workers=self.run.train.num_workers):
-            inputs, targets = inputs.to(self.device), targets.to(self.device)
-            with autocast(self.device, self.amp_dtype):
-                logits = self._forward_eval(inputs, targets)
-            sums.add(logits, targets, target_slots(self.input_kind, targets))
-        distributed.all_reduce_sum(sums.sums)
-        self.model.train()
-        return sums.result()
-
-    def _forward_eval(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         # the bare model: DDP's forward would expect a backward to follow
-        return self.model(inputs, targets) if self.input_kind == "events" else self.model(inputs)
+        sums = evaluate_view(self.model, self.val_view, indices, self.device, self.amp_dtype, self.run.train.num_workers)
+        distributed.all_reduce_sum(sums.sums)
+        return sums.result()
 
     def _evaluate_into(self, row: dict[str, Any]) -> dict[str, Any]:
         """Evaluate, add the metrics to ``row``, keep the best weights, count towards early stopping."""

@@ -9,11 +9,15 @@ reduced over processes and batches exactly) and turned into means at the end.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from midilm import vocab
+from midilm.runtime import autocast
 
 N_SLOTS = vocab.EVENT_LEN
 
@@ -73,3 +77,31 @@ class MetricSums:
                 out[f"acc_{name}"] = correct[s] / tokens[s]
                 out[f"loss_{name}"] = nats[s] / tokens[s]
         return out
+
+
+def model_logits(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Logits of any architecture: event-level models are teacher-forced with the targets."""
+    return model(inputs, targets) if model.input_kind == "events" else model(inputs)
+
+
+@torch.no_grad()
+def evaluate_view(
+    model: torch.nn.Module,
+    view: Sequence[Any],
+    batches: Iterable[list[int]],
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    num_workers: int = 0,
+) -> MetricSums:
+    """Metric sums of ``model`` over the given batches of a window view
+    (the caller reduces them over processes if it runs several)."""
+    was_training = model.training
+    model.eval()
+    sums = MetricSums(device)
+    for inputs, targets in DataLoader(view, batch_sampler=list(batches), num_workers=num_workers):
+        inputs, targets = inputs.to(device), targets.to(device)
+        with autocast(device, amp_dtype):
+            logits = model_logits(model, inputs, targets)
+        sums.add(logits, targets, target_slots(model.input_kind, targets))
+    model.train(was_training)
+    return sums
