@@ -120,3 +120,28 @@ def spec() -> dict:
         "param_sizes": dict(PARAM_SIZES),
         "param_offsets": dict(PARAM_OFFSET),
     }
+
+
+def encode_event(name: str, **values: int) -> np.ndarray:
+    """One event row from parameter values, e.g. ``encode_event("set_tempo",
+    time1=0, time2=0, track=0, bpm=120)``; refuses missing or out-of-range values."""
+    params = EVENT_PARAMS[name]
+    missing = [p for p in params if p not in values]
+    extra = [p for p in values if p not in params]
+    if missing or extra:
+        raise ValueError(f"{name} takes {', '.join(params)} (missing {missing}, unexpected {extra})")
+    row = np.full(EVENT_LEN, PAD, dtype=TOKEN_DTYPE)
+    row[0] = EVENT_ID[name]
+    for slot, param in enumerate(params, start=1):
+        value = int(values[param])
+        if not 0 <= value < PARAM_SIZES[param]:
+            raise ValueError(f"{name}: {param} must be in 0..{PARAM_SIZES[param] - 1} (got {value})")
+        row[slot] = PARAM_OFFSET[param] + value
+    return row
+
+
+def decode_event(row: np.ndarray) -> tuple[str, dict[str, int]]:
+    """The event name and parameter values of a valid event row."""
+    name = ID_EVENT[int(row[0])]
+    params = EVENT_PARAMS[name]
+    return name, {p: int(row[s]) - PARAM_OFFSET[p] for s, p in enumerate(params, start=1)}

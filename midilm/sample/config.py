@@ -1,0 +1,49 @@
+"""Sampling and control settings shared by ``midilm generate``, the web app and the Python API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from midilm.errors import ConfigError
+
+
+@dataclass
+class SamplingConfig:
+    """How many samples, how long, and how adventurous."""
+
+    num_samples: int = field(default=1, metadata={"help": "samples generated together in one batch"})
+    events: int = field(default=512, metadata={"help": "events to generate per sample (prompt and control events not counted)"})
+    seconds: float = field(default=0.0, metadata={"help": "also stop once this many seconds of music follow the prompt (0 = no limit)"})
+    min_events: int = field(default=0, metadata={"help": "forbid the end token before this many generated events"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature (0 = always the most likely token)"})
+    top_p: float = field(default=0.94, metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)"})
+    top_k: int = field(default=20, metadata={"help": "keep only the k most likely tokens (0 = off)"})
+    seed: int = field(default=0, metadata={"help": "random seed; sample i uses seed + i, so one sample can be regenerated alone"})
+
+    def validate(self) -> None:
+        checks = [
+            (self.num_samples >= 1, f"num_samples must be >= 1 (got {self.num_samples})"),
+            (self.events >= 1, f"events must be >= 1 (got {self.events})"),
+            (self.seconds >= 0, f"seconds must be >= 0 (got {self.seconds})"),
+            (0 <= self.min_events <= self.events, f"min_events must be in 0..events ({self.events}) (got {self.min_events})"),
+            (self.temperature >= 0, f"temperature must be >= 0 (got {self.temperature})"),
+            (0 < self.top_p <= 1, f"top_p must be in (0, 1] (got {self.top_p})"),
+            (self.top_k >= 0, f"top_k must be >= 0 (got {self.top_k})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class Controls:
+    """Musical settings written as prompt events before generation, as SkyTNT's app does."""
+
+    instruments: str = field(default="", metadata={"help": "comma-separated General MIDI instruments by name or program number, e.g. 'piano,violin' or '0,40'"})
+    drums: str = field(default="", metadata={"help": "drum kit on MIDI channel 10 (standard, room, power, electronic, tr-808, jazz, brush, orchestra, sfx, or a program number)"})
+    bpm: int = field(default=0, metadata={"help": "tempo in beats per minute (0 = let the model choose)"})
+    time_signature: str = field(default="", metadata={"help": "time signature such as 4/4, 3/4 or 6/8"})
+    key: str = field(default="", metadata={"help": "key signature such as C, G, Bb, F#m or 'D minor'"})
+
+    def any(self) -> bool:
+        return bool(self.instruments or self.drums or self.bpm or self.time_signature or self.key)
