@@ -1,0 +1,54 @@
+"""``gpt``: a modern decoder-only transformer over the flat v2 token stream.
+
+Besides rotary positions it embeds each token's slot within its event
+(position mod 8 in an event-aligned stream), so the model knows whether it is
+predicting an event type, a time or a pitch without inferring it from the
+history. Input and output embeddings are tied.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from midilm import vocab
+from midilm.model.config import ModelConfig
+from midilm.model.kv_cache import KVCache
+from midilm.model.layers import BlockStack, init_weights
+
+
+class GPT(nn.Module):
+    input_kind = "tokens"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.token_embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.slot_embed = nn.Embedding(vocab.EVENT_LEN, config.d_model)
+        self.embed_dropout = nn.Dropout(config.dropout)
+        self.stack = BlockStack(config.d_model, config.n_heads, config.d_ff, config.n_layers, config.dropout, config.rope_base)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        init_weights(self, config.n_layers)
+        self.lm_head.weight = self.token_embed.weight
+
+    @property
+    def context_events(self) -> int:
+        return self.config.context_events
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, T, V]`` for inputs ``[B, T]`` that start at an event
+        boundary; ``targets`` is accepted for the shared model signature."""
+        return self._logits(inputs, cache=None)
+
+    def forward_cached(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits ``[B, t, V]`` of ``t`` tokens that continue the cached ones."""
+        return self._logits(tokens, cache)
+
+    def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
+        return self.stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)
+
+    def _logits(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        start = 0 if cache is None else cache.length
+        slots = torch.arange(start, start + tokens.size(1), device=tokens.device) % vocab.EVENT_LEN
+        x = self.embed_dropout(self.token_embed(tokens) + self.slot_embed(slots))  # (B, T, d)
+        return self.lm_head(self.stack(x, cache))  # (B, T, V)

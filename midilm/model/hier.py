@@ -1,0 +1,70 @@
+"""``hier``: an event-level transformer with a small token-level decoder.
+
+An event's 8 token embeddings are summed into one vector (PAD adds nothing),
+and the event-level transformer runs over events, so a context of 512 events
+costs what 512 tokens cost in ``gpt`` while holding 8x more music. The state
+of events ``<= n`` then starts a short causal sequence ``[state_n, e(t_0), ...,
+e(t_6)]`` of event ``n+1``'s tokens, from which the token-level transformer
+predicts ``t_0 .. t_7``. Both levels use the ``gpt`` block; the token level's
+embedding is tied to the output layer.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from midilm import vocab
+from midilm.errors import ConfigError
+from midilm.model.config import ModelConfig
+from midilm.model.kv_cache import KVCache
+from midilm.model.layers import BlockStack, init_weights
+
+
+class HierModel(nn.Module):
+    input_kind = "events"
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d_model = config.d_model
+        self.event_embed = nn.Embedding(config.vocab_size, d_model, padding_idx=vocab.PAD)
+        self.embed_dropout = nn.Dropout(config.dropout)
+        self.event_stack = BlockStack(d_model, config.n_heads, config.d_ff, config.n_layers, config.dropout, config.rope_base)
+        self.token_embed = nn.Embedding(config.vocab_size, d_model)
+        self.token_stack = BlockStack(d_model, config.token_heads, config.token_d_ff, config.token_layers, config.dropout, config.rope_base)
+        self.lm_head = nn.Linear(d_model, config.vocab_size, bias=False)
+        init_weights(self, config.n_layers)
+        init_weights(self.token_stack, config.token_layers)
+        self.lm_head.weight = self.token_embed.weight
+
+    @property
+    def context_events(self) -> int:
+        return self.config.context_events
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, N, 8, V]``: ``[:, n, j]`` predicts ``targets[:, n, j]``
+        from ``inputs[:, :n+1]`` and ``targets[:, n, :j]`` (teacher forcing)."""
+        if targets is None:
+            raise ConfigError(
+                "hier model: forward needs targets [B, N, 8] (the next event of each input event) to teacher-force its token-level decoder"
+            )
+        states = self.encode_events(inputs)  # (B, N, d)
+        return self.decode_tokens(states, targets[..., :-1])  # (B, N, 8, V)
+
+    def encode_events(self, events: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Event states ``[B, n, d]`` of events ``[B, n, 8]`` (continuing the cached ones)."""
+        x = self.embed_dropout(self.event_embed(events).sum(dim=-2))  # (B, n, d)
+        return self.event_stack(x, cache)
+
+    def decode_tokens(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[..., j+1, V]`` of the next event's tokens from event states
+        ``[..., d]`` and that event's first ``j`` tokens ``[..., j]``."""
+        leading = states.shape[:-1]
+        x = torch.cat((states.unsqueeze(-2), self.embed_dropout(self.token_embed(tokens))), dim=-2)  # (..., j+1, d)
+        x = x.reshape(-1, x.size(-2), x.size(-1))
+        logits = self.lm_head(self.token_stack(x))  # (prod(leading), j+1, V)
+        return logits.view(*leading, x.size(1), -1)
+
+    def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
+        return self.event_stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)

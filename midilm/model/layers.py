@@ -1,0 +1,149 @@
+"""The transformer block shared by ``gpt`` and both levels of ``hier``.
+
+Pre-norm RMSNorm, rotary positions, SwiGLU and PyTorch's fused
+``scaled_dot_product_attention``. Every forward takes an optional
+:class:`~midilm.model.kv_cache.KVCache`; without one it is the training path
+(causal attention over the whole input), with one it appends the new positions
+to the cache and attends over everything cached. Forward passes have no
+data-dependent Python branches, so they compile with ``torch.compile``;
+norms and rotary products run in float32, so they are safe under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from midilm.model.kv_cache import KVCache
+
+INIT_STD = 0.02
+NORM_EPS = 1e-5
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + NORM_EPS)
+        return (normed * self.weight.float()).type_as(x)
+
+
+def rotary_tables(start: int, length: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosines and sines ``[length, head_dim/2]`` (float32) for positions
+    ``start .. start+length-1``. Computed per forward rather than stored as
+    buffers, so that ``model.to(bfloat16)`` cannot round the angles."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    positions = torch.arange(start, start + length, device=device, dtype=torch.float32)
+    angles = torch.outer(positions, inv_freq)
+    return angles.cos(), angles.sin()
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the two halves of each head ``x [B, H, T, hd]`` by the position angles."""
+    x32 = x.float()
+    first, second = x32.chunk(2, dim=-1)
+    rotated = torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
+    return rotated.type_as(x)
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
+    """Attention of ``t`` new queries ``[B, H, t, hd]`` over ``n_past + t`` keys,
+    each query seeing the past and the new keys up to its own position."""
+    t = q.size(2)
+    if n_past == 0:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    if t == 1:
+        return F.scaled_dot_product_attention(q, k, v)
+    allowed = torch.ones(t, n_past + t, dtype=torch.bool, device=q.device).tril(diagonal=n_past)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.proj = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
+        batch, length, width = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hd)
+        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        n_past = 0
+        if cache is not None:
+            n_past = cache.length
+            k, v = cache.extend(layer, k, v)
+        y = causal_attention(q, k, v, n_past)  # (B, H, T, hd)
+        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(d_model)
+        self.attn = Attention(d_model, n_heads)
+        self.mlp_norm = RMSNorm(d_model)
+        self.mlp = SwiGLU(d_model, d_ff)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), rope, cache, layer))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class BlockStack(nn.Module):
+    """``n_layers`` blocks and a final norm over a sequence of vectors ``[B, T, d]``."""
+
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, n_layers: int, dropout: float, rope_base: float) -> None:
+        super().__init__()
+        self.head_dim = d_model // n_heads
+        self.n_heads = n_heads
+        self.rope_base = rope_base
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.norm = RMSNorm(d_model)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """Positions continue after the cached ones (from 0 without a cache)."""
+        start = 0 if cache is None else cache.length
+        rope = rotary_tables(start, x.size(1), self.head_dim, self.rope_base, x.device)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, rope, cache, layer)
+        if cache is not None:
+            cache.advance(x.size(1))
+        return self.norm(x)
+
+    def new_cache(self, batch_size: int, capacity: int, device: torch.device, dtype: torch.dtype) -> KVCache:
+        return KVCache(len(self.blocks), batch_size, self.n_heads, self.head_dim, capacity, device=device, dtype=dtype)
+
+
+def init_weights(model: nn.Module, n_layers: int) -> None:
+    """GPT-2 style: normal(0, 0.02) weights, zero biases, and the projections
+    that write into the residual stream scaled by 1/sqrt(2 * n_layers) so the
+    stream's variance does not grow with depth."""
+    residual_std = INIT_STD / math.sqrt(2 * n_layers)
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            std = residual_std if name.endswith(("attn.proj", "mlp.down")) else INIT_STD
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
