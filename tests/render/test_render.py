@@ -1,0 +1,93 @@
+"""WAV and piano-roll rendering."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+
+from midilm.errors import ConfigError
+from midilm.render import render_piano_roll, render_wav
+from midilm.render.audio import PEAK, default_soundfont
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def two_second_midi() -> bytes:
+    """A C major triad for one second then G4 for one second, at 120 bpm, on a piano."""
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+    track.append(mido.Message("program_change", program=0, channel=0, time=0))
+    for pitch in (60, 64, 67):
+        track.append(mido.Message("note_on", note=pitch, velocity=100, time=0))
+    for i, pitch in enumerate((60, 64, 67)):
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=960 if i == 0 else 0))
+    track.append(mido.Message("note_on", note=67, velocity=100, time=0))
+    track.append(mido.Message("note_off", note=67, velocity=0, time=960))
+    buffer = io.BytesIO()
+    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(file=buffer)
+    return buffer.getvalue()
+
+
+def read_wav(path: Path) -> tuple[wave._wave_params, np.ndarray]:
+    with wave.open(str(path), "rb") as wav:
+        params = wav.getparams()
+        frames = np.frombuffer(wav.readframes(params.nframes), dtype="<i2").reshape(-1, params.nchannels)
+    return params, frames
+
+
+def test_render_wav_writes_two_seconds_of_sound(tmp_path):
+    seconds = render_wav(two_second_midi(), tmp_path / "x.wav")
+    params, frames = read_wav(tmp_path / "x.wav")
+    assert (params.nchannels, params.sampwidth, params.framerate) == (2, 2, 22050)
+    assert seconds == pytest.approx(2.0, abs=0.05)
+    assert params.nframes == pytest.approx(2.0 * 22050, abs=0.05 * 22050)
+    assert np.abs(frames).max() == round(PEAK * 32767)  # normalised
+    first, second = frames[: 22050].astype(float), frames[22050:].astype(float)
+    assert np.sqrt((first**2).mean()) > 300 and np.sqrt((second**2).mean()) > 300  # sound in both halves
+
+
+def test_render_wav_at_another_rate(tmp_path):
+    render_wav(two_second_midi(), tmp_path / "x.wav", sample_rate=8000)
+    params, _ = read_wav(tmp_path / "x.wav")
+    assert params.framerate == 8000 and params.nframes == pytest.approx(16000, abs=400)
+
+
+def test_the_default_soundfont_ships_with_pretty_midi():
+    assert default_soundfont().name == "TimGM6mb.sf2" and default_soundfont().stat().st_size > 1_000_000
+
+
+def test_a_missing_soundfont_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nowhere.sf2"):
+        render_wav(two_second_midi(), tmp_path / "x.wav", soundfont=tmp_path / "nowhere.sf2")
+
+
+def score_with_drums_and_two_instruments() -> list:
+    return [
+        480,
+        [["set_tempo", 0, 600_000], ["patch_change", 0, 0, 40], ["note", 0, 960, 0, 76, 90], ["note", 960, 480, 0, 79, 90]],
+        [["patch_change", 0, 1, 32], ["note", 0, 1920, 1, 40, 80]],
+        [["note", 480 * i, 120, 9, 36 if i % 2 == 0 else 38, 110] for i in range(4)],
+    ]
+
+
+def test_piano_roll_writes_a_png(tmp_path):
+    render_piano_roll(score_with_drums_and_two_instruments(), tmp_path / "roll.png", title="test")
+    data = (tmp_path / "roll.png").read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5_000
+
+
+def test_piano_roll_of_a_piece_without_notes(tmp_path):
+    render_piano_roll([480, [["set_tempo", 0, 500_000]]], tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_legend_names_general_midi_instruments_and_drums():
+    from midilm.render.pianoroll import instrument_label
+
+    assert instrument_label(1, 40, False) == "track 1: Violin"
+    assert instrument_label(3, 0, True) == "track 3: drums"
