@@ -172,8 +172,8 @@ class FlatCachedDecoder(_FlatDecoder):
     def _refresh(self, new_window: bool) -> torch.Tensor:
         if new_window:
             self._cache = self.model.new_cache(self.batch_size, self.device, self.dtype)
-            return self.model.forward_cached(self._window(), self._cache)[:, -1]
-        return self.model.forward_cached(self._tokens[:, self._n_tokens - 1 : self._n_tokens], self._cache)[:, -1]
+            return self.model.next_logits(self._window(), self._cache)
+        return self.model.next_logits(self._tokens[:, self._n_tokens - 1 : self._n_tokens], self._cache)
 
 
 class _HierDecoder(EventDecoder):
@@ -198,7 +198,7 @@ class _HierDecoder(EventDecoder):
 class HierReferenceDecoder(_HierDecoder):
     def _refresh(self, new_window: bool) -> torch.Tensor:
         state = self.model.encode_events(self._complete_events(self._window_start))[:, -1]
-        return self.model.decode_tokens(state, self._partial_event())[:, -1]
+        return self.model.next_token_logits(state, self._partial_event())
 
 
 class HierCachedDecoder(_HierDecoder):
@@ -208,7 +208,7 @@ class HierCachedDecoder(_HierDecoder):
             self._state = self.model.encode_events(self._complete_events(self._window_start), self._cache)[:, -1]
         elif self.slot == 0:
             self._state = self.model.encode_events(self._complete_events(self._n_tokens - EVENT_LEN), self._cache)[:, -1]
-        return self.model.decode_tokens(self._state, self._partial_event())[:, -1]
+        return self.model.next_token_logits(self._state, self._partial_event())
 
 
 _DECODERS: dict[tuple[str, bool], type[EventDecoder]] = {

@@ -38,17 +38,18 @@ class GPT(nn.Module):
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for inputs ``[B, T]`` that start at an event
         boundary; ``targets`` is accepted for the shared model signature."""
-        return self._logits(inputs, cache=None)
+        return self.lm_head(self._hidden(inputs, cache=None))  # (B, T, V)
 
-    def forward_cached(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits ``[B, t, V]`` of ``t`` tokens that continue the cached ones."""
-        return self._logits(tokens, cache)
+    def next_logits(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Feed ``t`` tokens ``[B, t]`` that continue the cached ones; logits
+        ``[B, V]`` of the token that follows them."""
+        return self.lm_head(self._hidden(tokens, cache)[:, -1])
 
     def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         return self.stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)
 
-    def _logits(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    def _hidden(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         start = 0 if cache is None else cache.length
         slots = torch.arange(start, start + tokens.size(1), device=tokens.device) % vocab.EVENT_LEN
         x = self.embed_dropout(self.token_embed(tokens) + self.slot_embed(slots))  # (B, T, d)
-        return self.lm_head(self.stack(x, cache))  # (B, T, V)
+        return self.stack(x, cache)  # (B, T, d)

@@ -60,11 +60,18 @@ class HierModel(nn.Module):
     def decode_tokens(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[..., j+1, V]`` of the next event's tokens from event states
         ``[..., d]`` and that event's first ``j`` tokens ``[..., j]``."""
+        return self.lm_head(self._token_hidden(states, tokens))
+
+    def next_token_logits(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, V]`` of token ``j`` of the next event from event states
+        ``[B, d]`` and that event's first ``j`` tokens ``[B, j]``."""
+        return self.lm_head(self._token_hidden(states, tokens)[:, -1])
+
+    def _token_hidden(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         leading = states.shape[:-1]
         x = torch.cat((states.unsqueeze(-2), self.embed_dropout(self.token_embed(tokens))), dim=-2)  # (..., j+1, d)
-        x = x.reshape(-1, x.size(-2), x.size(-1))
-        logits = self.lm_head(self.token_stack(x))  # (prod(leading), j+1, V)
-        return logits.view(*leading, x.size(1), -1)
+        hidden = self.token_stack(x.reshape(-1, x.size(-2), x.size(-1)))  # (prod(leading), j+1, d)
+        return hidden.view(*leading, x.size(-2), -1)
 
     def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         return self.event_stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)

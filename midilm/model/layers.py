@@ -45,7 +45,7 @@ def rotary_tables(start: int, length: int, head_dim: int, base: float, device: t
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of each head ``x [B, H, T, hd]`` by the position angles."""
+    """Rotate the two halves of each head ``x [..., T, hd]`` by the position angles."""
     x32 = x.float()
     first, second = x32.chunk(2, dim=-1)
     rotated = torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
@@ -73,8 +73,9 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
         batch, length, width = x.shape
-        q, k, v = self.qkv(x).view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, hd)
-        q, k = apply_rotary(q, *rope), apply_rotary(k, *rope)
+        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+        q, k = apply_rotary(qkv[:2], *rope)
+        v = qkv[2]
         n_past = 0
         if cache is not None:
             n_past = cache.length

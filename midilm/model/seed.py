@@ -4,7 +4,7 @@ Same modules, attribute names and default initialisation as the notebook, so
 its runs can be reproduced and its ``best_model_lm.pt`` loads with the same
 state-dict keys. The notebook calls ``nn.TransformerDecoder`` with its own
 input as the "memory", so every layer attends twice: once to itself and once,
-causally, to the embedded input. :meth:`SeedModel.forward_cached` recomputes
+causally, to the embedded input. :meth:`SeedModel.next_logits` recomputes
 exactly that with the layers' own weights and a KV cache for both attentions.
 """
 
@@ -86,9 +86,10 @@ class SeedModel(nn.Module):
 
         return SeedCache(make(), make())
 
-    def forward_cached(self, tokens: torch.Tensor, cache: SeedCache) -> torch.Tensor:
-        """Logits ``[B, t, V]`` of ``t`` tokens continuing the cached ones; for
-        inference (no dropout), equal to :meth:`forward` over the whole history."""
+    def next_logits(self, tokens: torch.Tensor, cache: SeedCache) -> torch.Tensor:
+        """Feed ``t`` tokens ``[B, t]`` that continue the cached ones; logits
+        ``[B, V]`` of the token that follows them, as :meth:`forward` over the
+        whole history gives them in eval mode (this path has no dropout)."""
         start = cache.length
         positions = torch.arange(start, start + tokens.size(1), device=tokens.device)
         memory = self.token_emb(tokens) + self.pos_emb(positions)  # (B, t, d)
@@ -98,7 +99,7 @@ class SeedModel(nn.Module):
             x = layer.norm2(x + _cached_attention(layer.multihead_attn, x, memory, cache.cross_attention, index))
             x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
         cache.advance(tokens.size(1))
-        return self.lm_head(x)
+        return self.lm_head(x[:, -1])
 
 
 def _cached_attention(
