@@ -89,8 +89,8 @@ def test_gpt_embeds_each_tokens_slot_within_its_event(make_model, make_events):
     cache = model.new_cache(1, torch.device("cpu"), torch.float32)
     with torch.no_grad():
         model(tokens)
-        model.forward_cached(tokens[:, :13], cache)
-        model.forward_cached(tokens[:, 13:14], cache)
+        model.next_logits(tokens[:, :13], cache)
+        model.next_logits(tokens[:, 13:14], cache)
     assert seen == [[i % 8 for i in range(21)], [i % 8 for i in range(13)], [13 % 8]]
 
 
