@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from midilm import vocab
 from midilm.evaluate.features import (
     FEATURES,
     duration_histogram,
@@ -16,7 +17,7 @@ from midilm.evaluate.features import (
     polyphony,
     velocity_histogram,
 )
-from midilm.notes import notes_of_score
+from midilm.notes import notes_of_score, notes_of_tokens
 
 C_MAJOR = (60, 62, 64, 65, 67, 69, 71, 72)
 
@@ -43,6 +44,21 @@ def test_c_major_scale(scale):
     assert inter_onset_interval(scale).tolist() == [0.5]
     assert duration_histogram(scale).tolist() == [0, 0, 0, 0, 1, 0, 0, 0]  # every note is one beat
     assert velocity_histogram(scale).tolist() == [0, 0, 0, 0, 1, 0, 0, 0]  # 64 is in 64..79
+
+
+def scale_tokens() -> np.ndarray:
+    """The same scale as token rows: a tempo event, then one note per beat."""
+    rows = [vocab.encode_event("set_tempo", time1=0, time2=0, track=0, bpm=120)]
+    for i, pitch in enumerate(C_MAJOR):
+        rows.append(vocab.encode_event("note", time1=int(i > 0), time2=0, track=0, channel=0, pitch=pitch, velocity=64, duration=16))
+    return np.concatenate([[[vocab.BOS] + [vocab.PAD] * 7], rows, [[vocab.EOS] + [vocab.PAD] * 7]]).astype(vocab.TOKEN_DTYPE)
+
+
+def test_c_major_scale_from_tokens(scale):
+    from_tokens = piece_features([notes_of_tokens(scale_tokens())])
+    from_score = piece_features([scale])
+    for name in FEATURES:
+        np.testing.assert_allclose(from_tokens[name], from_score[name], err_msg=name)
 
 
 def test_chord_then_note(chord_then_note):

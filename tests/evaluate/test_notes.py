@@ -65,3 +65,16 @@ def test_a_score_without_notes_has_no_seconds():
 def test_bad_scores_are_refused(score, reason):
     with pytest.raises(TokenError, match=reason):
         notes_of_score(score)
+
+
+@pytest.mark.parametrize("name", ["bach_bwv1.6", "folk_essen_altdeu10_1", "m21_test04", "edge_many_tracks"])
+def test_notes_of_tokens_are_those_of_the_decoded_score(golden_dir, name):
+    import json
+
+    from midilm.notes import notes_of_tokens, read_notes
+
+    tokens = np.load(golden_dir / f"{name}.opt.npy")
+    expected = notes_of_score(json.loads((golden_dir / f"{name}.detok.json").read_text()))
+    np.testing.assert_array_equal(notes_of_tokens(tokens).table, expected.table)
+    np.testing.assert_array_equal(read_notes(tokens).table, expected.table)
+    assert len(expected) > 0

@@ -91,3 +91,19 @@ def test_legend_names_general_midi_instruments_and_drums():
 
     assert instrument_label(1, 40, False) == "track 1: Violin"
     assert instrument_label(3, 0, True) == "track 3: drums"
+
+
+def test_render_wav_of_tokens_lasts_as_long_as_the_notes(golden_dir, tmp_path):
+    from midilm.notes import notes_of_tokens
+
+    tokens = np.load(golden_dir / "folk_essen_altdeu10_1.opt.npy")
+    seconds = render_wav(tokens, tmp_path / "folk.wav", sample_rate=8000)
+    params, frames = read_wav(tmp_path / "folk.wav")
+    assert seconds == pytest.approx(notes_of_tokens(tokens).seconds, abs=0.05)
+    assert params.nframes / 8000 == pytest.approx(seconds)
+    assert np.sqrt((frames.astype(float) ** 2).mean()) > 300
+
+
+def test_piano_roll_of_tokens(golden_dir, tmp_path):
+    render_piano_roll(np.load(golden_dir / "bach_bwv1.6.opt.npy"), tmp_path / "bach.png")
+    assert (tmp_path / "bach.png").read_bytes().startswith(PNG_MAGIC)
