@@ -53,6 +53,7 @@ class EventDecoder(ABC):
         self._n_tokens = 0
         self._window_start = 0  # token index, a multiple of EVENT_LEN
         self._next_logits: torch.Tensor | None = None
+        self._cache = None  # the model's KV cache, for the cached decoders
 
     @abstractmethod
     def _fits(self, window_tokens: int) -> bool:
@@ -151,6 +152,14 @@ class EventDecoder(ABC):
     def _window(self) -> torch.Tensor:
         return self._tokens[:, self._window_start : self._n_tokens]  # (B, L)
 
+    def _empty_cache(self):
+        """The model's KV cache, allocated on first use and emptied for a new window."""
+        if self._cache is None:
+            self._cache = self.model.new_cache(self.batch_size, self.device, self.dtype)
+        else:
+            self._cache.reset()
+        return self._cache
+
 
 class _FlatDecoder(EventDecoder):
     """``seed`` and ``gpt``: the window is at most ``max_seq_len`` tokens."""
@@ -171,8 +180,7 @@ class FlatReferenceDecoder(_FlatDecoder):
 class FlatCachedDecoder(_FlatDecoder):
     def _refresh(self, new_window: bool) -> torch.Tensor:
         if new_window:
-            self._cache = self.model.new_cache(self.batch_size, self.device, self.dtype)
-            return self.model.next_logits(self._window(), self._cache)
+            return self.model.next_logits(self._window(), self._empty_cache())
         return self.model.next_logits(self._tokens[:, self._n_tokens - 1 : self._n_tokens], self._cache)
 
 
@@ -202,10 +210,11 @@ class HierReferenceDecoder(_HierDecoder):
 
 
 class HierCachedDecoder(_HierDecoder):
+    _state: torch.Tensor  # (B, d), the state of the last whole event in the window
+
     def _refresh(self, new_window: bool) -> torch.Tensor:
         if new_window:
-            self._cache = self.model.new_cache(self.batch_size, self.device, self.dtype)
-            self._state = self.model.encode_events(self._complete_events(self._window_start), self._cache)[:, -1]
+            self._state = self.model.encode_events(self._complete_events(self._window_start), self._empty_cache())[:, -1]
         elif self.slot == 0:
             self._state = self.model.encode_events(self._complete_events(self._n_tokens - EVENT_LEN), self._cache)[:, -1]
         return self.model.next_token_logits(self._state, self._partial_event())

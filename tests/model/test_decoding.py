@@ -103,6 +103,18 @@ def test_history_keeps_the_prompt_and_every_token_pushed(make_model, make_events
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_a_decoder_can_start_again_from_a_new_prompt(arch, make_model, make_events):
+    model = make_model(arch)
+    used = make_decoder(model, 1)
+    run_in_lockstep([used], make_events(1, 4), make_events(1, 6).reshape(1, -1))  # slides, fills the cache
+    prompt, tokens = make_events(1, 2), make_events(1, 2).reshape(1, -1)
+    again, fresh = run_in_lockstep([used, make_decoder(model, 1)], prompt, tokens)
+    for got, want in zip(again, fresh, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert torch.equal(used.events(), torch.cat([prompt, tokens.view(1, -1, 8)], dim=1))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_decoding_in_bfloat16_gives_float_logits(arch, make_model, make_events):
     model = make_model(arch).to(torch.bfloat16)
     decoder = make_decoder(model, 2)
