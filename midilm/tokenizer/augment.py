@@ -92,7 +92,9 @@ def augment(
     has_channel = np.isin(first, [vocab.EVENT_ID[n] for n, p in vocab.EVENT_PARAMS.items() if "channel" in p])
     channel = rows[:, channel_slot] - channel_offset
     shifted = (channel + shifts.channel) % 16
-    shifted = np.where(channel == DRUM_CHANNEL, DRUM_CHANNEL, np.where(shifted == DRUM_CHANNEL, (DRUM_CHANNEL + shifts.channel) % 16, shifted))
+    shifted = np.where(
+        channel == DRUM_CHANNEL, DRUM_CHANNEL, np.where(shifted == DRUM_CHANNEL, (DRUM_CHANNEL + shifts.channel) % 16, shifted)
+    )
     out[has_channel, channel_slot] = channel_offset + shifted[has_channel]
 
     note = first == vocab.EVENT_ID["note"]
@@ -133,6 +135,6 @@ def _drum_only_tracks(rows: np.ndarray, note: np.ndarray, channel: np.ndarray) -
     """Tracks (before shifting) whose notes are all on the drum channel."""
     track = rows[note, 3] - vocab.PARAM_OFFSET["track"]
     channels: dict[int, set[int]] = {}
-    for t, c in zip(track.tolist(), channel[note].tolist()):
+    for t, c in zip(track.tolist(), channel[note].tolist(), strict=True):
         channels.setdefault(t, set()).add(c)
     return {t for t, cs in channels.items() if cs == {DRUM_CHANNEL}}

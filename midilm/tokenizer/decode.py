@@ -54,7 +54,11 @@ def detokenize(tokens: np.ndarray) -> list:
     if len(notes) > 1:
         # within a track, sorted by tick: cut each note at the next one of the same channel and pitch
         by_key = notes[np.lexsort((np.arange(len(notes)), tick[notes], values[notes, 4], values[notes, 3], track[notes]))]
-        same = (track[by_key[1:]] == track[by_key[:-1]]) & (values[by_key[1:], 3] == values[by_key[:-1], 3]) & (values[by_key[1:], 4] == values[by_key[:-1], 4])
+        same = (
+            (track[by_key[1:]] == track[by_key[:-1]])
+            & (values[by_key[1:], 3] == values[by_key[:-1], 3])
+            & (values[by_key[1:], 4] == values[by_key[:-1], 4])
+        )
         earlier, later = by_key[:-1][same], by_key[1:][same]
         duration[earlier] = np.minimum(duration[earlier], np.maximum(tick[later] - tick[earlier], 0))
     keep = order[~is_note[order] | (duration[order] > 0)]
@@ -62,7 +66,7 @@ def detokenize(tokens: np.ndarray) -> list:
     tracks: dict[int, list] = {}
     names = {vocab.EVENT_ID[name]: name for name in vocab.EVENT_NAMES}
     for event_id, event_tick, event_track, event_values, event_duration in zip(
-        rows[keep, 0].tolist(), tick[keep].tolist(), track[keep].tolist(), values[keep, 3:].tolist(), duration[keep].tolist()
+        rows[keep, 0].tolist(), tick[keep].tolist(), track[keep].tolist(), values[keep, 3:].tolist(), duration[keep].tolist(), strict=True
     ):
         name = names[event_id]
         if name == "note":

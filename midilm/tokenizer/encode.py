@@ -118,7 +118,11 @@ def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport)
     checks = (
         ("invalid_channel", present[:3].any(), lambda: (kind <= CONTROL) & ((first < 0) | (first > 15))),
         ("invalid_tempo", present[TEMPO], lambda: (kind == TEMPO) & (first == 0)),
-        ("invalid_time_signature", present[TIME_SIG], lambda: (kind == TIME_SIG) & ((first < 1) | (first > 16) | (second < 1) | (second > 4))),
+        (
+            "invalid_time_signature",
+            present[TIME_SIG],
+            lambda: (kind == TIME_SIG) & ((first < 1) | (first > 16) | (second < 1) | (second > 4)),
+        ),
         ("invalid_key_signature", present[KEY_SIG], lambda: (kind == KEY_SIG) & ((first < -7) | (first > 7) | (second < 0) | (second > 1))),
     )
     for reason, applies, invalid_rows in checks:
@@ -187,7 +191,7 @@ def _hysteresis(keys: tuple[np.ndarray, ...], values: np.ndarray, eps: int) -> n
     starts = _group_bounds(*(key[order] for key in keys))[0]
     kept_at = []
     last = 0
-    for i, (start, value) in enumerate(zip(starts.tolist(), values[order].tolist())):
+    for i, (start, value) in enumerate(zip(starts.tolist(), values[order].tolist(), strict=True)):
         if start:
             last = 0
         if value - last >= eps or last - value >= eps:
@@ -394,10 +398,10 @@ def _remap(
     source = np.where(moved, first_note_track[channel], track)
     events[:, TRACK] = np.where(used, new_track[channel, source], np.where(kind == KEY_SIG, track, 0))
     events[used, PARAM0] = mapped[channel[used]]
-    events = _spread_key_signatures(events, original_track, layout, mapped, new_track, report)
+    events = _spread_key_signatures(events, original_track, mapped, new_track, report)
 
     notes = events[events[:, KIND] == NOTE]
-    home = dict(zip(*(_first_rows(notes[:, PARAM0], notes[:, TRACK]))))
+    home = dict(zip(*(_first_rows(notes[:, PARAM0], notes[:, TRACK])), strict=True))
     patch_channels = set(events[events[:, KIND] == PATCH, PARAM0].tolist())
     track_channels: dict[int, list[int]] = {}
     for original in range(16):
@@ -422,7 +426,6 @@ def _first_rows(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[i
 def _spread_key_signatures(
     events: np.ndarray,
     original_track: np.ndarray,
-    layout: _Layout,
     mapped: np.ndarray,
     new_track: np.ndarray,
     report: TokenizeReport,
@@ -633,7 +636,13 @@ def _emit(events: np.ndarray, options: TokenizerOptions, report: TokenizeReport)
     report.drop("gap", len(events) - stop)
     failed = np.flatnonzero(~ok[:stop])
     if len(failed):
-        long_note = (kind[failed] == NOTE) & (params[failed, 3] >= MAX_DURATION) & ~params_bad[failed, :3].any(axis=1) & (track[failed] >= 0) & (track[failed] < MAX_TRACKS)
+        long_note = (
+            (kind[failed] == NOTE)
+            & (params[failed, 3] >= MAX_DURATION)
+            & ~params_bad[failed, :3].any(axis=1)
+            & (track[failed] >= 0)
+            & (track[failed] < MAX_TRACKS)
+        )
         report.drop("long_note", np.count_nonzero(long_note))
         report.drop("out_of_range", len(failed) - np.count_nonzero(long_note))
     if len(gaps):

@@ -21,13 +21,28 @@ class TokenizerOptions:
     of the three switches below it, each of which can also be set on its own.
     """
 
-    optimise: bool = field(default=True, metadata={"help": "renumber tracks and channels, add default instruments, drop events of channels without notes (the reference's optimise_midi)"})
-    cc_eps: int = field(default=4, metadata={"help": "drop a control change whose value is within this distance of the last kept value of that controller"})
+    optimise: bool = field(
+        default=True,
+        metadata={
+            "help": "renumber tracks and channels, add default instruments, drop events of channels without notes (the reference's optimise_midi)"
+        },
+    )
+    cc_eps: int = field(
+        default=4, metadata={"help": "drop a control change whose value is within this distance of the last kept value of that controller"}
+    )
     tempo_eps: int = field(default=4, metadata={"help": "drop a tempo change within this many bpm of the last kept tempo"})
     add_bos_eos: bool = field(default=True, metadata={"help": "start the sequence with a BOS row and end it with an EOS row"})
-    remap_track_channel: bool | None = field(default=None, metadata={"help": "give each (channel, track) with notes its own track and pack channels densely (default: follow --optimise)"})
-    add_default_instr: bool | None = field(default=None, metadata={"help": "add program 0 at time 0 to channels that have notes but no program change (default: follow --optimise)"})
-    remove_empty_channels: bool | None = field(default=None, metadata={"help": "drop program and control changes of channels that have no notes (default: follow --optimise)"})
+    remap_track_channel: bool | None = field(
+        default=None,
+        metadata={"help": "give each (channel, track) with notes its own track and pack channels densely (default: follow --optimise)"},
+    )
+    add_default_instr: bool | None = field(
+        default=None,
+        metadata={"help": "add program 0 at time 0 to channels that have notes but no program change (default: follow --optimise)"},
+    )
+    remove_empty_channels: bool | None = field(
+        default=None, metadata={"help": "drop program and control changes of channels that have no notes (default: follow --optimise)"}
+    )
 
     def resolved(self) -> TokenizerOptions:
         """These options with every ``None`` switch replaced by ``optimise``."""

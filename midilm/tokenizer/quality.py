@@ -16,10 +16,16 @@ from midilm.tokenizer.grammar import check_shape, event_rows
 class QualityThresholds:
     """Limits of :func:`check_quality` (the reference's defaults)."""
 
-    alignment_min: float = field(default=0.3, metadata={"help": "least share of notes on the two most used 1/16 positions (rejects unquantised recordings)"})
+    alignment_min: float = field(
+        default=0.3, metadata={"help": "least share of notes on the two most used 1/16 positions (rejects unquantised recordings)"}
+    )
     tonality_min: float = field(default=0.8, metadata={"help": "least mean share of the 7 most used pitch classes per window"})
-    piano_max: float = field(default=0.7, metadata={"help": "largest share of channels left on program 0 (ignored with 3 channels or fewer)"})
-    notes_bandwidth_min: float = field(default=3, metadata={"help": "least mean pitch span of sounding notes (rejects single melodic lines)"})
+    piano_max: float = field(
+        default=0.7, metadata={"help": "largest share of channels left on program 0 (ignored with 3 channels or fewer)"}
+    )
+    notes_bandwidth_min: float = field(
+        default=3, metadata={"help": "least mean pitch span of sounding notes (rejects single melodic lines)"}
+    )
     notes_density_max: float = field(default=50, metadata={"help": "densest window must have fewer notes per beat"})
     notes_density_min: float = field(default=2.5, metadata={"help": "densest window must have more notes per beat"})
     total_notes_max: int = field(default=20000, metadata={"help": "most notes"})
@@ -49,7 +55,7 @@ def check_quality(tokens: np.ndarray, thresholds: QualityThresholds = QualityThr
     piano_channels: set[int] = set()
     channels: set[int] = set()
     last_time = 0
-    for kind, event_time, event_beat, params in zip(kinds, time, beats, values.tolist()):
+    for kind, event_time, event_beat, params in zip(kinds, time, beats, values.tolist(), strict=True):
         if kind == note_id:
             channel, pitch, duration = params[3], params[4], params[6]
             total += 1

@@ -371,7 +371,7 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
     if tick.max() >= MAX_DELTA_TICKS:
         raise MidiFileError(source, f"a track lasts {int(tick.max())} ticks: not a plausible MIDI time")
     last = np.append(track_start - 1, count - 1)
-    end_tick = dict(zip(track[last].tolist(), tick[last].tolist()))
+    end_tick = dict(zip(track[last].tolist(), tick[last].tolist(), strict=True))
 
     running = code == RUNNING
     if running.any():
@@ -388,7 +388,9 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
         kind[tempo] = -1
 
     settings = np.flatnonzero((kind >= PATCH) & (kind <= KEY_SIG))
-    closed_on, closed_off, open_on, open_first = pair_notes(track, channel, a, (kind == _ON) & (b > 0), (kind == _OFF) | ((kind == _ON) & (b == 0)))
+    closed_on, closed_off, open_on, open_first = pair_notes(
+        track, channel, a, (kind == _ON) & (b > 0), (kind == _OFF) | ((kind == _ON) & (b == 0))
+    )
     rows = np.zeros((len(settings) + len(closed_on) + len(open_on), N_COLUMNS), np.int64)
     setting_kind = kind[settings]
     meta = setting_kind >= TEMPO
