@@ -99,6 +99,14 @@ def tempo_to_bpm(microseconds_per_beat: np.ndarray) -> np.ndarray:
     return np.minimum((60 / (microseconds_per_beat / 1e6)).astype(np.int64), MAX_BPM)
 
 
+_VALIDITY = (
+    ("invalid_tempo", TEMPO, lambda first, second: first == 0),
+    ("invalid_time_signature", TIME_SIG, lambda first, second: (first < 1) | (first > 16) | (second < 1) | (second > 4)),
+    ("invalid_key_signature", KEY_SIG, lambda first, second: (first < -7) | (first > 7) | (second < 0) | (second > 1)),
+)
+"""The reference's checks of meta events before anything else: (reason, kind, invalid rows)."""
+
+
 def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: the events the reference keeps from the score, as a working table
     in score order; also the sf values of every key signature kept here (raw
@@ -115,21 +123,18 @@ def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport)
     keep = table[:, TRACK] < MAX_TRACKS
     report.drop("track_limit", len(table) - np.count_nonzero(keep))
     first, second = table[:, PARAM0], table[:, PARAM1]
-    checks = (
-        ("invalid_channel", present[:3].any(), lambda: (kind <= CONTROL) & ((first < 0) | (first > 15))),
-        ("invalid_tempo", present[TEMPO], lambda: (kind == TEMPO) & (first == 0)),
-        (
-            "invalid_time_signature",
-            present[TIME_SIG],
-            lambda: (kind == TIME_SIG) & ((first < 1) | (first > 16) | (second < 1) | (second > 4)),
-        ),
-        ("invalid_key_signature", present[KEY_SIG], lambda: (kind == KEY_SIG) & ((first < -7) | (first > 7) | (second < 0) | (second > 1))),
-    )
-    for reason, applies, invalid_rows in checks:
-        if applies:
-            invalid = keep & invalid_rows()
-            report.drop(reason, np.count_nonzero(invalid))
+    if present[:3].any():
+        channel = first[kind <= CONTROL]
+        if channel.min() < 0 or channel.max() > 15:
+            invalid = keep & (kind <= CONTROL) & ((first < 0) | (first > 15))
+            report.drop("invalid_channel", np.count_nonzero(invalid))
             keep &= ~invalid
+    for reason, meta_kind, is_invalid in _VALIDITY:
+        if present[meta_kind]:
+            rows = np.flatnonzero(kind == meta_kind)
+            invalid = rows[is_invalid(first[rows], second[rows]) & keep[rows]]
+            report.drop(reason, len(invalid))
+            keep[invalid] = False
     table = table[keep]
     kind = table[:, KIND]
 

@@ -46,6 +46,8 @@ class TokenizerOptions:
 
     def resolved(self) -> TokenizerOptions:
         """These options with every ``None`` switch replaced by ``optimise``."""
+        if None not in (self.remap_track_channel, self.add_default_instr, self.remove_empty_channels):
+            return self
         return dataclasses.replace(
             self,
             remap_track_channel=self.optimise if self.remap_track_channel is None else self.remap_track_channel,
