@@ -131,7 +131,7 @@ def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport)
             keep &= ~invalid
     for reason, meta_kind, is_invalid in _VALIDITY:
         if present[meta_kind]:
-            rows = np.flatnonzero(kind == meta_kind)
+            rows = (kind == meta_kind).nonzero()[0]
             invalid = rows[is_invalid(first[rows], second[rows]) & keep[rows]]
             report.drop(reason, len(invalid))
             keep[invalid] = False
@@ -170,18 +170,18 @@ def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOp
     keep = np.ones(len(events), bool)
     kind = events[:, KIND]
     if present[PATCH]:
-        rows = np.flatnonzero(kind == PATCH)
+        rows = (kind == PATCH).nonzero()[0]
         ordered = rows[_order(events[rows, TRACK] * 16 + events[rows, PARAM0])]
         same = (events[ordered[1:], TRACK] == events[ordered[:-1], TRACK]) & (events[ordered[1:], PARAM0] == events[ordered[:-1], PARAM0])
         repeat = same & (events[ordered[1:], PARAM1] == events[ordered[:-1], PARAM1])
         keep[ordered[1:][repeat]] = False
         report.drop("repeated_patch", np.count_nonzero(repeat))
     if present[CONTROL]:
-        rows = np.flatnonzero(kind == CONTROL)
+        rows = (kind == CONTROL).nonzero()[0]
         keep[rows] = _hysteresis((events[rows, TRACK], events[rows, PARAM0], events[rows, PARAM1]), events[rows, PARAM2], options.cc_eps)
         report.drop("cc_within_eps", len(rows) - np.count_nonzero(keep[rows]))
     if present[TEMPO]:
-        rows = np.flatnonzero(kind == TEMPO)
+        rows = (kind == TEMPO).nonzero()[0]
         keep[rows] = _hysteresis((events[rows, TRACK],), events[rows, PARAM0], options.tempo_eps)
         report.drop("tempo_within_eps", len(rows) - np.count_nonzero(keep[rows]))
     return keep
@@ -268,7 +268,7 @@ class _Layout:
         layout = cls()
         layout.track_channels = {t: [] for t in range(tracks)}
         kind = events[:, KIND]
-        used = np.flatnonzero(kind <= CONTROL)
+        used = (kind <= CONTROL).nonzero()[0]
         if not len(used):
             return layout
         channel, track, is_note = events[used, PARAM0], events[used, TRACK], kind[used] == NOTE
@@ -304,12 +304,13 @@ def _dedup_key(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _group_bounds(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by ``columns``: whether each row starts / ends a group of equal keys."""
     count = len(columns[0])
-    starts, ends = np.ones(count, bool), np.ones(count, bool)
-    if count > 1:
-        differs = columns[0][1:] != columns[0][:-1]
+    starts, ends = np.empty(count, bool), np.empty(count, bool)
+    if count:
+        starts[0] = ends[-1] = True
+        differs = starts[1:]
+        np.not_equal(columns[0][1:], columns[0][:-1], out=differs)
         for column in columns[1:]:
             differs |= column[1:] != column[:-1]
-        starts[1:] = differs
         ends[:-1] = differs
     return starts, ends
 
@@ -327,7 +328,7 @@ def _deduplicate(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
         return events
     events = events.copy()
     popped = np.zeros(count, bool)
-    notes = np.flatnonzero(events[:, KIND] == NOTE)
+    notes = (events[:, KIND] == NOTE).nonzero()[0]
     if len(notes) > 1:
         track, channel, pitch = events[notes, TRACK], events[notes, PARAM0], events[notes, PARAM1]
         voice_order = _order(track, channel, pitch)
@@ -440,7 +441,7 @@ def _spread_key_signatures(
     event, each further pair gets a copy at the end of the list. On the drum
     channel the key becomes sf = 0, and copies inherit the first pair's sf.
     A key signature whose track keeps nothing is deleted, except on track 0."""
-    rows = np.flatnonzero(events[:, KIND] == KEY_SIG)
+    rows = (events[:, KIND] == KEY_SIG).nonzero()[0]
     if not len(rows):
         return events
     copies = []
@@ -533,7 +534,7 @@ def _fix_key_signatures(
     if len(key_sf) and not np.all(key_sf == NO_KEY_SF):
         return events
     root = detect_key(pitch_class_hist)
-    rows = np.flatnonzero(events[:, KIND] == KEY_SIG) if len(key_sf) else []
+    rows = (events[:, KIND] == KEY_SIG).nonzero()[0] if len(key_sf) else []
     if root is None:
         if len(key_sf) > len(rows):
             report.warn("the reference crashes on this file (raw mode, duplicate key signatures); they are removed")
@@ -606,7 +607,7 @@ def _setup_end(events: np.ndarray, complete: bool) -> int | None:
     note = events[:, KIND] == NOTE
     note_before = np.zeros(count, bool)
     note_before[1:] = np.logical_or.accumulate(note)[:-1]
-    ends = np.flatnonzero((note & ~same_as_next) | (note_before & ~same_as_previous))
+    ends = ((note & ~same_as_next) | (note_before & ~same_as_previous)).nonzero()[0]
     if not len(ends) or (ends[0] == count - 1 and not complete):
         return None
     return int(ends[0])
@@ -633,13 +634,13 @@ def _emit(events: np.ndarray, options: TokenizerOptions, report: TokenizeReport)
     params_bad = (params >= limit) | (params < 0)
     track = events[:, TRACK]
     ok = ~params_bad.any(axis=1) & (track >= 0) & (track < MAX_TRACKS)
-    candidates = np.flatnonzero(ok)
+    candidates = ok.nonzero()[0]
     beat = events[candidates, TIME] // STEPS_PER_BEAT
     relative = np.diff(beat, prepend=0)
-    gaps = np.flatnonzero(relative >= MAX_TIME1)
+    gaps = (relative >= MAX_TIME1).nonzero()[0]
     stop = int(candidates[gaps[0]]) if len(gaps) else len(events)
     report.drop("gap", len(events) - stop)
-    failed = np.flatnonzero(~ok[:stop])
+    failed = (~ok[:stop]).nonzero()[0]
     if len(failed):
         long_note = (
             (kind[failed] == NOTE)

@@ -87,6 +87,7 @@ MAX_DELTA_TICKS = 1 << 40
 exact in int64 and float64 arithmetic."""
 
 _SMPTE_FRAMES_PER_SECOND = {29: 29.97}
+"""SMPTE frame rates whose header byte is not the rate itself (-29 means 29.97 drop-frame)."""
 SMPTE_BPM = 120
 """Tempo at which SMPTE (seconds-based) timing is converted to beats."""
 
@@ -299,11 +300,11 @@ def _decode_runs(data: bytes, runs: list[tuple[int, int, int]]) -> tuple[np.ndar
         return np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
     spans = np.array(runs, np.int64)
     buf = np.frombuffer(b"".join([data[start:stop] for start, stop, _ in runs]), np.uint8)
-    low = np.flatnonzero(buf < 0x80)
+    low = (buf < 0x80).nonzero()[0]
     delta_end, data1, data2 = low[0::3], low[1::3], low[2::3]
     count = len(delta_end)
     lengths = spans[:, 1] - spans[:, 0]
-    per_run = np.diff(np.append(np.searchsorted(low, np.cumsum(lengths) - lengths), len(low))) // 3
+    per_run = np.diff(np.append(np.searchsorted(low, lengths.cumsum() - lengths), len(low))) // 3
     rows = np.empty((count, 5), np.int64)
     rows[:, 0] = np.repeat(spans[:, 2], per_run)
     delta = buf[delta_end].astype(np.int64)
@@ -311,7 +312,7 @@ def _decode_runs(data: bytes, runs: list[tuple[int, int, int]]) -> tuple[np.ndar
     event_start[0] = 0
     event_start[1:] = data2[:-1] + 1
     continuation = delta_end - event_start
-    longer = np.flatnonzero(continuation)
+    longer = continuation.nonzero()[0]
     for back in (1, 2, 3):
         if not len(longer):
             break
@@ -334,7 +335,7 @@ def _merge(decoded: tuple[np.ndarray, np.ndarray], runs: list[tuple[int, int, in
     if not len(run_rows):
         return singles[:, 1:]
     run_starts = np.array([run[0] for run in runs], np.int64)
-    messages_before = np.append(0, np.cumsum(per_run))[np.searchsorted(run_starts, singles[:, 0])]
+    messages_before = np.append(0, per_run.cumsum())[np.searchsorted(run_starts, singles[:, 0])]
     at = messages_before + np.arange(len(singles))
     merged = np.empty((len(run_rows) + len(singles), 5), np.int64)
     is_single = np.zeros(len(merged), bool)
@@ -363,8 +364,8 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
     if not count:
         return np.zeros((0, N_COLUMNS), np.int64), 0
     track, delta, code, a, b = messages.T
-    tick = np.cumsum(delta)
-    track_start = np.flatnonzero(np.diff(track)) + 1
+    tick = delta.cumsum()
+    track_start = np.diff(track).nonzero()[0] + 1
     if len(track_start):
         first = np.append(0, track_start)
         tick -= np.repeat(tick[first] - delta[first], np.diff(np.append(first, count)))
@@ -387,7 +388,7 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
         dropped = int(np.count_nonzero(tempo))
         kind[tempo] = -1
 
-    settings = np.flatnonzero((kind >= PATCH) & (kind <= KEY_SIG))
+    settings = ((kind >= PATCH) & (kind <= KEY_SIG)).nonzero()[0]
     closed_on, closed_off, open_on, open_first = pair_notes(
         track, channel, a, (kind == _ON) & (b > 0), (kind == _OFF) | ((kind == _ON) & (b == 0))
     )
@@ -441,7 +442,7 @@ def pair_notes(
     ``sum - min(0, running minimum of sum)``. An off that finds the queue
     empty is ignored; the k-th accepted off closes the k-th on.
     """
-    index = np.flatnonzero(is_on | is_off)
+    index = (is_on | is_off).nonzero()[0]
     count = len(index)
     if not count:
         empty = np.zeros(0, np.int64)
@@ -454,8 +455,8 @@ def pair_notes(
     new_key = np.empty(count, bool)
     new_key[0] = True
     np.not_equal(key[1:], key[:-1], out=new_key[1:])
-    group = np.cumsum(new_key) - 1
-    running = np.cumsum(step)
+    group = new_key.cumsum() - 1
+    running = step.cumsum()
     local = running - (running - step)[new_key][group]
     spacing = 2 * count + 2  # every earlier group's values lie above this group's
     running_min = np.minimum.accumulate(local - group * spacing) + group * spacing
@@ -465,10 +466,10 @@ def pair_notes(
     queue_before[1:] = queue[:-1]
     accepted = ~on & ~new_key & (queue_before > 0)
 
-    on_at = np.flatnonzero(on)
-    ons_before_key = (np.cumsum(on) - on)[new_key]
-    accepted_count = np.cumsum(accepted)
-    off_at = np.flatnonzero(accepted)
+    on_at = on.nonzero()[0]
+    ons_before_key = (on.cumsum() - on)[new_key]
+    accepted_count = accepted.cumsum()
+    off_at = accepted.nonzero()[0]
     rank = accepted_count[off_at] - (accepted_count - accepted)[new_key][group[off_at]] - 1
     matched = ons_before_key[group[off_at]] + rank
     still_open = np.ones(len(on_at), bool)
