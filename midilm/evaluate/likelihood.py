@@ -1,0 +1,89 @@
+"""How well a model predicts held-out music: nats per token and per event,
+bits per second of music, and loss and accuracy per slot.
+
+Windows are laid end to end (stride = window length), so every token of every
+file of the split is predicted exactly once, except each file's first token,
+which is given (BOS has no history); PAD targets are not counted. Bits per second
+divide the total information (nats / ln 2) by the music's duration in seconds,
+as recorded by the store for each file: a number comparable across tokenizer
+settings and models whose tokens mean different lengths of music.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from midilm import vocab
+from midilm.errors import ConfigError, StoreError
+
+
+def split_seconds(store: Any, split: str) -> float:
+    """Total duration in seconds of the split's files, as the store's manifest records them."""
+    recorded = {int(r["index"]): r.get("seconds") for r in store.records if r.get("index") is not None}
+    missing = [int(i) for i in store.split(split) if recorded.get(int(i)) is None]
+    if missing:
+        raise StoreError(f"{store.path}: the manifest gives no duration for {len(missing)} file(s) of the {split} split (first: index {missing[0]})")
+    return float(sum(recorded[int(i)] for i in store.split(split)))
+
+
+class TiledWindows:
+    """A window view (stride = window length) in which every target is predicted once.
+
+    The store's views end each file with a window clamped to the file's end,
+    which overlaps the window before it; here the targets of that overlap,
+    already predicted by the earlier window, become PAD (which no metric counts).
+    """
+
+    def __init__(self, view: Any, length: int) -> None:
+        self.view, self.length = view, length
+
+    def __len__(self) -> int:
+        return len(self.view)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        inputs, targets = self.view[i]
+        start = self.view.window(i)[1]
+        already_predicted = -start % self.length
+        if already_predicted:
+            targets = targets.copy()
+            targets[:already_predicted] = vocab.PAD
+        return inputs, targets
+
+
+def tiled_view(store: Any, split: str, input_kind: str, window: int) -> TiledWindows:
+    """Windows of ``window`` tokens (flat models) or events (hierarchical
+    models) that cover each file with every target counted once."""
+    from midilm.data import EventWindows, TokenWindows
+
+    if input_kind == "events":
+        return TiledWindows(EventWindows(store, split, n_events=window, stride=window), window)
+    if window % vocab.EVENT_LEN:
+        raise ConfigError(f"window {window} must be a multiple of {vocab.EVENT_LEN} tokens, so that windows start at events")
+    return TiledWindows(TokenWindows(store, split, seq_len=window, stride=window), window)
+
+
+def likelihood(model: torch.nn.Module, store: Any, split: str, window: int, batch_size: int, device: torch.device) -> dict[str, Any]:
+    """Likelihood metrics of ``model`` over a whole split (see the module doc)."""
+    from midilm.train.batches import eval_batches
+    from midilm.train.metrics import evaluate_view
+
+    files = len(store.split(split))
+    if not files:
+        raise ConfigError(f"{store.path}: the {split} split is empty; nothing to evaluate")
+    view = tiled_view(store, split, model.input_kind, window)
+    result = evaluate_view(model, view, eval_batches(len(view), batch_size), device).result()
+    seconds = split_seconds(store, split)
+    total_nats = result["loss"] * result["tokens"]
+    result.update(
+        split=split,
+        files=files,
+        windows=len(view),
+        window=window,
+        seconds=seconds,
+        bits_per_second=total_nats / math.log(2) / seconds if seconds > 0 else float("nan"),
+    )
+    return result

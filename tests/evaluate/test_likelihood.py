@@ -1,0 +1,57 @@
+"""Likelihood over a split: every token predicted once, checked with a model whose answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from midilm import vocab
+from midilm.data import TokenStore
+from midilm.evaluate.likelihood import likelihood, split_seconds
+
+
+class UniformLogits(torch.nn.Module):
+    """Equal logits for every token: exactly ln(V) nats for each predicted token."""
+
+    def __init__(self, input_kind: str) -> None:
+        super().__init__()
+        self.input_kind = input_kind
+        self.unused = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        shape = (*inputs.shape, vocab.VOCAB_SIZE)
+        return torch.zeros(shape) + 0 * self.unused
+
+
+def expected_counts(store: TokenStore, split: str) -> tuple[int, int]:
+    """(predicted tokens, predicted events) of a split: each file's tokens but the first (BOS), PAD not counted."""
+    tokens = events = 0
+    for i in store.split(split):
+        rows = np.asarray(store.tokens(int(i)))
+        tokens += int((rows[1:] != vocab.PAD).sum())
+        events += len(rows) - 1
+    return tokens, events
+
+
+@pytest.mark.parametrize(("input_kind", "window"), [("tokens", 64), ("tokens", 512), ("tokens", 4096), ("events", 7), ("events", 64)])
+def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, input_kind, window):
+    store = TokenStore(tiny_store)
+    result = likelihood(UniformLogits(input_kind), store, "test", window, batch_size=4, device=torch.device("cpu"))
+    tokens, events = expected_counts(store, "test")
+    seconds = sum(r["seconds"] for r in store.records if r.get("split") == "test" and r["status"] == "ok")
+    ln_v = math.log(vocab.VOCAB_SIZE)
+    assert (result["tokens"], result["events"], result["files"]) == (tokens, events, 3)
+    assert result["loss"] == pytest.approx(ln_v, rel=1e-6)
+    assert result["nats_per_event"] == pytest.approx(ln_v * tokens / events, rel=1e-6)
+    assert result["seconds"] == pytest.approx(seconds)
+    assert result["bits_per_second"] == pytest.approx(ln_v * tokens / math.log(2) / seconds, rel=1e-6)
+    assert result["loss_pitch"] == pytest.approx(ln_v, rel=1e-6)
+
+
+def test_split_seconds_adds_the_manifest_durations(tiny_store):
+    store = TokenStore(tiny_store)
+    by_name = {r["path"].rsplit("/", 1)[-1]: r["seconds"] for r in store.records}
+    assert split_seconds(store, "test") == pytest.approx(by_name["folk_essen_altdeu10_3.mid"] + by_name["m21_test10.mid"] + by_name["bach_bwv102.7.mid"])
