@@ -1,0 +1,93 @@
+"""``midilm evaluate``: likelihood, music statistics, syntax and memorization of a trained model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from midilm.config import add_dataclass_arguments, apply_arguments
+from midilm.evaluate.config import EvaluateConfig
+
+HELP = """Measure a trained model on a token store: nats per token and per event and bits per second of music on a split;
+and for generated samples: syntax errors, music statistics against the split's files (Yang & Lerch), and the longest
+run of events copied from the training split. Writes evaluation.json, report.md and plots (see docs/evaluation.md).
+
+examples:
+  midilm evaluate --checkpoint runs/gpt
+  midilm evaluate --checkpoint runs/gpt/best --data STORE --split val --samples 32 --events 1024 --out eval/gpt
+  midilm evaluate --checkpoint model.safetensors --data STORE --no-likelihood --samples 64
+"""
+
+SAMPLING_PREFIX = "sampling_"
+SAMPLING_SKIP = ("num_samples", "events", "seconds")
+"""Sampling options that --samples and --events replace."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from midilm.sample import SamplingConfig
+
+    parser.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (its best, else last, checkpoint), checkpoint folder or weights file")
+    parser.add_argument("--data", metavar="STORE", help="token store to evaluate on (default: the store the run was trained on)")
+    parser.add_argument("--train-data", metavar="STORE", help="store whose train split the memorization check searches (default: --data)")
+    parser.add_argument("--out", metavar="DIR", help="folder for evaluation.json, report.md and plots (default: RUN/eval-SPLIT)")
+    add_dataclass_arguments(parser.add_argument_group("evaluation"), EvaluateConfig)
+    add_dataclass_arguments(parser.add_argument_group("sampling"), SamplingConfig, skip=SAMPLING_SKIP, dest_prefix=SAMPLING_PREFIX)
+
+
+def run_folder(checkpoint: Path) -> Path:
+    """The run folder behind a checkpoint argument, where results go by default:
+    never inside a checkpoint folder, which the next save replaces."""
+    from midilm.train.checkpoint import META_FILE, WEIGHTS_FILE
+
+    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    return folder.parent if (folder / WEIGHTS_FILE).is_file() or (folder / META_FILE).is_file() else folder
+
+
+def default_store(checkpoint: Path) -> str:
+    """The store a checkpoint's run was trained on."""
+    from midilm.errors import ConfigError
+    from midilm.train.checkpoint import read_run_config, resolve_weights
+
+    weights = resolve_weights(checkpoint)
+    store = read_run_config(weights).data.store if weights.suffix == ".safetensors" else ""
+    if not store or not Path(store).exists():
+        raise ConfigError(f"{checkpoint}: no --data given and the run's own store {store or '(none recorded)'} is not here; pass --data STORE")
+    return store
+
+
+def run(args: argparse.Namespace) -> int:
+    from midilm.evaluate.report import write_outputs
+    from midilm.evaluate.run import run_evaluation
+    from midilm.sample import SamplingConfig
+
+    checkpoint = Path(args.checkpoint)
+    config = apply_arguments(EvaluateConfig(), args)
+    config.validate()
+    sampling = apply_arguments(SamplingConfig(), args, dest_prefix=SAMPLING_PREFIX)
+    store = args.data or default_store(checkpoint)
+    out = Path(args.out) if args.out else run_folder(checkpoint) / f"eval-{config.split}"
+    evaluation = run_evaluation(checkpoint, store, config, sampling=sampling, train_store=args.train_data)
+    files = write_outputs(evaluation, out)
+    print(summary(evaluation.result))
+    print(f"wrote {files['report']} and {files['json'].name}")
+    return 0
+
+
+def summary(result: dict[str, Any]) -> str:
+    """A few lines for the terminal; the report has the rest."""
+    lines = []
+    if "likelihood" in result:
+        lik = result["likelihood"]
+        lines.append(
+            f"likelihood on {lik['split']} ({lik['files']} files, {lik['seconds']:.0f} s): {lik['loss']:.4f} nats/token, "
+            f"{lik['nats_per_event']:.3f} nats/event, {lik['bits_per_second']:.1f} bits/s"
+        )
+    if "syntax" in result:
+        syntax, memo = result["syntax"], result["memorization"]
+        lines.append(f"samples: {result['samples']['count']}, syntax errors {syntax['invalid_rows']}/{syntax['rows']} rows")
+        overlaps = [f"{name} {v['generated_oa']:.2f}" for name, v in result["music"].items() if "skipped" not in v]
+        if overlaps:
+            lines.append("overlapping area, generated intra-set vs inter-set: " + ", ".join(overlaps))
+        lines.append(f"memorization: longest run shared with the train split {memo['longest']} events (held-out files: {memo['reference_longest']})")
+    return "\n".join(lines)
