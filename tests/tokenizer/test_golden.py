@@ -5,6 +5,7 @@ re-tokenization flag."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +14,7 @@ from midilm.errors import MidiFileError
 from midilm.tokenizer import AugmentShifts, TokenizerOptions, augment, check_quality, detokenize, tokenize, tokenize_score
 
 GOLDEN_NAMES = [
-    entry["name"]
-    for entry in json.loads((__import__("pathlib").Path(__file__).parents[1] / "data" / "golden" / "manifest.json").read_text())["files"]
+    entry["name"] for entry in json.loads((Path(__file__).parents[1] / "data" / "golden" / "manifest.json").read_text())["files"]
 ]
 
 DELIBERATE = {
