@@ -25,7 +25,7 @@ SAMPLING_SKIP = ("num_samples", "events", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from midilm.sample import SamplingConfig
+    from midilm.sample.config import SamplingConfig
 
     parser.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (its best, else last, checkpoint), checkpoint folder or weights file")
     parser.add_argument("--data", metavar="STORE", help="token store to evaluate on (default: the store the run was trained on)")
@@ -59,7 +59,7 @@ def default_store(checkpoint: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from midilm.evaluate.report import write_outputs
     from midilm.evaluate.run import run_evaluation
-    from midilm.sample import SamplingConfig
+    from midilm.sample.config import SamplingConfig
 
     checkpoint = Path(args.checkpoint)
     config = apply_arguments(EvaluateConfig(), args)

@@ -22,15 +22,12 @@ import numpy as np
 
 from midilm import vocab
 
-_RNG = np.random.default_rng(0x6D656D6F)
-ROW_MULTIPLIERS = _RNG.integers(1, 2**63, size=vocab.EVENT_LEN, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-"""Fixed odd multipliers mixing the 8 tokens of a row into one 64-bit number."""
 BASE = np.uint64(0x9E3779B97F4A7C15)
 BASE_INVERSE = np.uint64(pow(int(BASE), -1, 2**64))
 """BASE is odd, so it has an inverse modulo 2**64: it turns a prefix-sum
 difference into a hash that does not depend on where the window starts."""
-MIX = np.uint64(0xBF58476D1CE4E5B9)
-FILTER_BITS = 16
+MIX_1, MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+FILTER_BITS = 20
 FILTER_SHIFT = np.uint64(64 - FILTER_BITS)
 
 
@@ -40,14 +37,20 @@ def event_rows(tokens: np.ndarray) -> np.ndarray:
     return tokens[(first >= vocab.FIRST_EVENT_ID) & (first <= vocab.LAST_EVENT_ID)]
 
 
+def _scramble(x: np.ndarray) -> np.ndarray:
+    """A bijective mix of 64-bit words (SplitMix64's finalizer): nearby inputs get unrelated outputs."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * MIX_1
+    x = x ^ (x >> np.uint64(27))
+    x = x * MIX_2
+    return x ^ (x >> np.uint64(31))
+
+
 def row_hashes(rows: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row ``[n, 8]``: a weighted sum of its tokens,
-    scrambled so that rows differing in one token differ in many bits."""
-    h = (rows.astype(np.uint64) * ROW_MULTIPLIERS).sum(axis=1, dtype=np.uint64)
-    h ^= h >> np.uint64(31)
-    h *= MIX
-    h ^= h >> np.uint64(29)
-    return h
+    """A 64-bit hash of each row ``[n, 8]``. The row's eight 16-bit tokens are
+    exactly two 64-bit words, so this reads each row as two numbers and mixes them."""
+    words = np.ascontiguousarray(rows, dtype="<u2").view("<u8")
+    return _scramble(_scramble(words[:, 0]) + words[:, 1])
 
 
 class WindowHashes:
