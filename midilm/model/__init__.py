@@ -1,20 +1,31 @@
 """Models over v2 tokens: config and presets, the three architectures, and
-incremental (KV-cached) decoders. See docs/models.md."""
+incremental (KV-cached) decoders. See docs/models.md.
 
-from midilm.model.build import build_model, count_parameters, flops_per_token
-from midilm.model.config import ARCHS, PRESETS, ModelConfig, preset_config
-from midilm.model.decoding import EventDecoder, make_decoder
-from midilm.model.seed import load_notebook_checkpoint
+Names load lazily: the config and presets are torch-free, so the CLI can offer
+``--arch``/``--preset`` without importing torch.
+"""
 
-__all__ = [
-    "ARCHS",
-    "PRESETS",
-    "EventDecoder",
-    "ModelConfig",
-    "build_model",
-    "count_parameters",
-    "flops_per_token",
-    "load_notebook_checkpoint",
-    "make_decoder",
-    "preset_config",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ARCHS": "midilm.model.config",
+    "PRESETS": "midilm.model.config",
+    "ModelConfig": "midilm.model.config",
+    "preset_config": "midilm.model.config",
+    "build_model": "midilm.model.build",
+    "count_parameters": "midilm.model.build",
+    "flops_per_token": "midilm.model.build",
+    "EventDecoder": "midilm.model.decoding",
+    "make_decoder": "midilm.model.decoding",
+    "load_notebook_checkpoint": "midilm.model.seed",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'midilm.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,6 +1,25 @@
-"""Sampling: grammar-constrained, batched, KV-cached generation with prompts and controls."""
+"""Sampling: grammar-constrained, batched, KV-cached generation with prompts and controls.
 
-from midilm.sample.config import Controls, SamplingConfig
-from midilm.sample.generate import GenerationResult, generate, sample_events, start_rows
+Names load lazily so that the CLI can read the config dataclasses without importing torch.
+"""
 
-__all__ = ["Controls", "GenerationResult", "SamplingConfig", "generate", "sample_events", "start_rows"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Controls": "midilm.sample.config",
+    "SamplingConfig": "midilm.sample.config",
+    "GenerationResult": "midilm.sample.generate",
+    "generate": "midilm.sample.generate",
+    "sample_events": "midilm.sample.generate",
+    "start_rows": "midilm.sample.generate",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'midilm.sample' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,17 +1,28 @@
-"""Training: runs that log, checkpoint atomically, resume exactly, and scale with torchrun."""
+"""Training: runs that log, checkpoint atomically, resume exactly, and scale with torchrun.
 
-from midilm.train.checkpoint import LoadedModel, export_weights, load_for_inference
-from midilm.train.config import FINE_TUNE_LR, RunConfig, TrainConfig
-from midilm.train.loop import TrainResult, resume_run, start_run
+Names load lazily so that the CLI can read the config dataclasses without importing torch.
+"""
 
-__all__ = [
-    "FINE_TUNE_LR",
-    "LoadedModel",
-    "RunConfig",
-    "TrainConfig",
-    "TrainResult",
-    "export_weights",
-    "load_for_inference",
-    "resume_run",
-    "start_run",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FINE_TUNE_LR": "midilm.train.config",
+    "RunConfig": "midilm.train.config",
+    "TrainConfig": "midilm.train.config",
+    "LoadedModel": "midilm.train.checkpoint",
+    "export_weights": "midilm.train.checkpoint",
+    "load_for_inference": "midilm.train.checkpoint",
+    "TrainResult": "midilm.train.loop",
+    "resume_run": "midilm.train.loop",
+    "start_run": "midilm.train.loop",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'midilm.train' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
