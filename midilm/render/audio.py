@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 import wave
 from pathlib import Path
 
@@ -22,6 +23,9 @@ SOUNDFONT_PACKAGE = "pretty_midi"
 SOUNDFONT_FILE = "TimGM6mb.sf2"
 PEAK = 0.9
 """Peak level after normalisation (about -1 dBFS), leaving headroom for players that resample."""
+MAX_SECONDS = 600.0
+"""Longest audio rendered by default: an untrained model can write hours of near
+silence (long time shifts), whose WAV would take gigabytes."""
 
 
 def default_soundfont() -> Path:
@@ -35,8 +39,14 @@ def default_soundfont() -> Path:
     raise ConfigError(f"no soundfont: {SOUNDFONT_FILE} not found in {where}; install pretty_midi or pass a .sf2/.sf3 file as soundfont")
 
 
-def synthesize(midi: bytes, sample_rate: int = DEFAULT_SAMPLE_RATE, soundfont: str | os.PathLike | None = None) -> np.ndarray:
-    """Stereo float audio ``[2, n_samples]`` of a MIDI file's bytes, peak-normalised to :data:`PEAK`."""
+def synthesize(
+    midi: bytes,
+    sample_rate: int = DEFAULT_SAMPLE_RATE,
+    soundfont: str | os.PathLike | None = None,
+    max_seconds: float | None = MAX_SECONDS,
+) -> np.ndarray:
+    """Stereo float audio ``[2, n_samples]`` of a MIDI file's bytes, peak-normalised
+    to :data:`PEAK`, cut after ``max_seconds`` (with a warning) unless that is None."""
     import symusic
 
     font = Path(soundfont) if soundfont is not None else default_soundfont()
@@ -45,9 +55,15 @@ def synthesize(midi: bytes, sample_rate: int = DEFAULT_SAMPLE_RATE, soundfont: s
     if sample_rate <= 0:
         raise ConfigError(f"sample_rate must be positive (got {sample_rate})")
     try:
-        score = symusic.Score.from_midi(midi)
+        score = symusic.Score.from_midi(midi).to("second")
     except Exception as exc:  # symusic raises RuntimeError/ValueError variants for bad files
         raise MidiFileError(None, f"cannot read the MIDI data to render: {exc}") from exc
+    seconds = max(float(score.end()), 0.0)
+    if max_seconds is not None and seconds > max_seconds:
+        warnings.warn(f"the piece lasts {seconds:.0f} s; rendering its first {max_seconds:.0f} s only (max_seconds)", stacklevel=3)
+        score, seconds = score.clip(0, max_seconds, clip_end=True), max_seconds
+    if not any(len(track.notes) for track in score.tracks):
+        return np.zeros((2, round(seconds * sample_rate)), dtype=np.float32)  # silence: the synthesizer refuses a score without notes
     audio = np.asarray(symusic.Synthesizer(sf_path=str(font), sample_rate=sample_rate).render(score, stereo=True), dtype=np.float32)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return audio * (PEAK / peak) if peak > 0 else audio
@@ -68,12 +84,14 @@ def render_wav(
     path: str | os.PathLike,
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     soundfont: str | os.PathLike | None = None,
+    max_seconds: float | None = MAX_SECONDS,
 ) -> float:
-    """Render a token array or a MIDI file's bytes to a stereo WAV; returns its length in seconds."""
+    """Render a token array or a MIDI file's bytes to a stereo WAV; returns its
+    length in seconds. Audio past ``max_seconds`` is left out, with a warning."""
     if isinstance(piece, np.ndarray):
         from midilm.tokenizer import tokens_to_midi
 
         piece = tokens_to_midi(piece)
-    audio = synthesize(piece, sample_rate, soundfont)
+    audio = synthesize(piece, sample_rate, soundfont, max_seconds)
     write_wav(audio, path, sample_rate)
     return audio.shape[1] / sample_rate

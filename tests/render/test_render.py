@@ -57,6 +57,20 @@ def test_render_wav_at_another_rate(tmp_path):
     assert params.framerate == 8000 and params.nframes == pytest.approx(16000, abs=400)
 
 
+def test_render_wav_stops_at_max_seconds_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match="lasts 2 s; rendering its first 1 s"):
+        seconds = render_wav(two_second_midi(), tmp_path / "x.wav", max_seconds=1.0)
+    assert 0.5 <= seconds <= 1.01
+
+
+def test_a_piece_without_notes_gives_an_empty_wav(tmp_path):
+    buffer = io.BytesIO()
+    mido.MidiFile(ticks_per_beat=480, tracks=[mido.MidiTrack([mido.Message("program_change", program=5, time=0)])]).save(file=buffer)
+    assert render_wav(buffer.getvalue(), tmp_path / "silent.wav") == 0.0
+    params, _ = read_wav(tmp_path / "silent.wav")
+    assert (params.nchannels, params.nframes) == (2, 0)
+
+
 def test_the_default_soundfont_ships_with_pretty_midi():
     assert default_soundfont().name == "TimGM6mb.sf2" and default_soundfont().stat().st_size > 1_000_000
 
