@@ -1,0 +1,195 @@
+"""Convert one corpus unit to MIDI files with music21, working around its quirks.
+
+Runs inside a pool worker. Each piece is parsed and written under a time
+limit; a failure is recorded for that piece and the next one goes on. The
+workarounds (measured on music21 10.5, see ``docs/corpus.md``):
+
+- ABC import can put one TimeSignature/KeySignature object into two
+  measures, and MIDI export then stops with "already found in this
+  Stream"; each repeated object is replaced by a copy (the music is unchanged).
+- Malformed repeat marks make repeat expansion fail; such a score is
+  written again with its repeat marks removed (played through once).
+- In the ABC folk books ``-`` often joins two different pitches, which
+  music21 turns into one long tied note; ties between different pitches
+  are removed, so both notes sound as written.
+
+Beaming is skipped while parsing (see :func:`_without_beaming`).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from midilm.data.corpus.catalog import CorpusUnit
+from midilm.data.workers import TimeLimitExceeded, time_limit
+
+
+@dataclass(frozen=True)
+class ConversionJob:
+    unit: CorpusUnit
+    corpus_root: str
+    output_dir: str
+    timeout_seconds: float | None
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    midi: str
+    """MIDI path relative to the output folder."""
+    origin: str
+    licence: str
+    ok: bool
+    reason: str
+    cpu_seconds: float
+    """CPU time of the conversion (comparable across busy and idle machines)."""
+
+
+@dataclass(frozen=True)
+class UnitResult:
+    unit: CorpusUnit
+    pieces: tuple[PieceResult, ...]
+
+
+def quiet_worker() -> None:
+    """Pool initializer: music21 warns about many harmless encoding details;
+    they would bury the progress bar."""
+    warnings.simplefilter("ignore")
+
+
+def convert_unit(job: ConversionJob) -> UnitResult:
+    """Write the unit's pieces under ``job.output_dir``; never raises for a bad piece."""
+    unit = job.unit
+    source = Path(job.corpus_root) / unit.source
+    outputs = unit.outputs()
+    numbers: list[int | None] = list(unit.tunes) or [None]
+    pieces = []
+    for (midi, origin), number in zip(outputs, numbers, strict=True):
+        started = time.process_time()
+        try:
+            with time_limit(job.timeout_seconds):
+                data = _piece_midi(source, number, merge_tunes=unit.merge_tunes)
+            _write_atomically(Path(job.output_dir) / midi, data)
+            ok, reason = True, ""
+        except TimeLimitExceeded:
+            ok, reason = False, f"timed out after {job.timeout_seconds:g} s"
+        except Exception as exc:  # music21 raises many unrelated types; record, go on
+            ok, reason = False, f"{type(exc).__name__}: {exc}"[:300]
+        pieces.append(PieceResult(midi, origin, unit.licence, ok, reason, time.process_time() - started))
+    return UnitResult(unit, tuple(pieces))
+
+
+def _piece_midi(source: Path, number: int | None, *, merge_tunes: bool) -> bytes:
+    from music21 import converter, stream
+
+    with _without_beaming():
+        if number is None:
+            parsed = converter.parse(source, forceSource=True, storePickle=False)
+        else:
+            parsed = converter.parse(source, number=number, forceSource=True, storePickle=False)
+    if isinstance(parsed, stream.Opus):
+        if merge_tunes:
+            parsed = parsed.mergeScores()
+        elif len(parsed.scores) == 1:
+            parsed = parsed.scores[0]
+        else:
+            raise ValueError(f"expected one piece, found an opus of {len(parsed.scores)}")
+    _unshare_signatures(parsed)
+    if source.suffix.lower() == ".abc":
+        _untie_different_pitches(parsed)
+    return _midi_bytes(parsed)
+
+
+def _skip_beams(self, *, inPlace: bool = False, **ignored):
+    return None if inPlace else self
+
+
+@contextmanager
+def _without_beaming() -> Iterator[None]:
+    """Parse without beaming. music21's ABC import beams every measure, a
+    quarter of the conversion's time; beams are notation and never reach the
+    MIDI file (the bytes are identical), so the conversion skips them."""
+    from music21 import stream
+
+    original = stream.Stream.makeBeams
+    stream.Stream.makeBeams = _skip_beams
+    try:
+        yield
+    finally:
+        stream.Stream.makeBeams = original
+
+
+def _midi_bytes(score) -> bytes:
+    from music21.midi import translate
+
+    try:
+        return translate.music21ObjectToMidiFile(score).writestr()
+    except Exception:
+        if not _strip_repeats(score):
+            raise
+        return translate.music21ObjectToMidiFile(score).writestr()
+
+
+def _unshare_signatures(score) -> None:
+    from music21 import key, meter
+
+    seen: set[int] = set()
+    for container in list(score.recurse(streamsOnly=True, includeSelf=True)):
+        for element in list(container.getElementsByClass((meter.TimeSignature, key.KeySignature))):
+            if id(element) in seen:
+                container.replace(element, copy.deepcopy(element))
+            else:
+                seen.add(id(element))
+
+
+def _pitches(element) -> tuple[int, ...]:
+    return tuple(sorted(p.midi for p in element.pitches))
+
+
+def _untie_different_pitches(score) -> None:
+    from music21 import tie
+
+    parts = list(score.parts) or [score]
+    for part in parts:
+        notes = list(part.recurse().notes)
+        for current, following in zip(notes, notes[1:], strict=False):
+            if current.tie is None or current.tie.type not in ("start", "continue"):
+                continue
+            if _pitches(current) == _pitches(following):
+                continue
+            current.tie = None if current.tie.type == "start" else tie.Tie("stop")
+            if following.tie is not None:
+                following.tie = None if following.tie.type == "stop" else tie.Tie("start")
+
+
+def _strip_repeats(score) -> bool:
+    """Remove repeat barlines, brackets and repeat expressions; True if any."""
+    from music21 import bar, repeat, spanner, stream
+
+    removed = False
+    for measure in score.recurse().getElementsByClass(stream.Measure):
+        if isinstance(measure.leftBarline, bar.Repeat):
+            measure.leftBarline = None
+            removed = True
+        if isinstance(measure.rightBarline, bar.Repeat):
+            measure.rightBarline = None
+            removed = True
+    for marker in list(score.recurse().getElementsByClass((spanner.RepeatBracket, repeat.RepeatExpression))):
+        for site in list(marker.sites.get()):
+            if isinstance(site, stream.Stream) and marker in site:
+                site.remove(marker)
+                removed = True
+    return removed
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

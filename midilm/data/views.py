@@ -1,0 +1,164 @@
+"""Training views over a token store: fixed-size windows, computed, never listed.
+
+A split's files are cut into windows of ``length`` positions (tokens for
+:class:`TokenWindows`, event rows for :class:`EventWindows`) every
+``stride`` positions, starting at event boundaries. Windows are *padded, not
+packed*: a file shorter than a window gives one window padded with PAD (id
+0, which the loss ignores), and each file's tail is kept by a last window
+that ends at the file's end. Windows never span two files.
+
+Nothing per window is stored: item ``i`` is found by a binary search over
+the cumulative window counts of the split's files, so memory is a few int64
+per file whatever the corpus size; tokens are read from the store's memory
+map when an item is asked for.
+
+``random_offset`` shifts each file's windows by a random multiple of an
+event (less than ``stride``), drawn anew by :meth:`set_epoch`; the first
+positions of a file are then skipped for that epoch, the last window stays
+clamped to the file's end. ``augment`` applies the tokenizer's random
+transposition / velocity / tempo shifts to each item, seeded by (seed,
+epoch, item) so that a resumed run sees the same data; it is refused on
+val/test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from midilm import vocab
+from midilm.data.store import SPLITS, TokenStore
+from midilm.errors import ConfigError
+
+
+class _Windows:
+    """Window arithmetic shared by the token and event views (positions are
+    tokens or rows; ``align`` positions make one event)."""
+
+    align: int = 1
+
+    def __init__(
+        self,
+        store: TokenStore,
+        split: str,
+        length: int,
+        stride: int,
+        *,
+        random_offset: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if split not in SPLITS:
+            raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+        if length < 1 or stride < 1:
+            raise ConfigError(f"window length {length} and stride {stride} must be positive")
+        if stride % self.align:
+            raise ConfigError(f"stride {stride} must be a multiple of {self.align} tokens, so that every window starts at an event")
+        if stride > length:
+            raise ConfigError(f"stride {stride} is longer than the window ({length}): positions between windows would never be seen")
+        if augment and split != "train":
+            raise ConfigError(f"augmentation is for training only, not the {split} split")
+        self.store, self.split, self.length, self.stride = store, split, length, stride
+        self.random_offset, self.augment, self.seed = random_offset, augment, seed
+        self.files = store.split(split)
+        """Store indices of the split's files, in store order."""
+        self._offsets = store.index[self.files, 0]
+        self._sizes = store.index[self.files, 1] * self.align  # positions per file
+        longer = np.maximum(self._sizes - length, 0)
+        self._counts = np.where(self._sizes <= length, 1, -(-longer // stride) + 1)
+        self._first = np.concatenate([[0], np.cumsum(self._counts)])
+        self._last_start = -(-longer // self.align) * self.align  # ends at the file's end (or past it, padded)
+        self.epoch = 0
+        self._shift = np.zeros(len(self.files), dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._first[-1])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's window offsets (when ``random_offset``) and augmentation seeds."""
+        self.epoch = epoch
+        if self.random_offset and len(self.files):
+            rng = np.random.default_rng([self.seed, epoch])
+            self._shift = rng.integers(0, self.stride // self.align, size=len(self.files), dtype=np.int64) * self.align
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        """(position of the file in the split, start position) of item ``i``."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"window {i} out of range for {len(self)} windows of the {self.split} split")
+        j = int(np.searchsorted(self._first, i, side="right")) - 1
+        start = min(int(i - self._first[j]) * self.stride + int(self._shift[j]), int(self._last_start[j]))
+        return j, start
+
+    def window(self, i: int) -> tuple[int, int]:
+        """(store file index, start position) of item ``i``."""
+        j, start = self._locate(i)
+        return int(self.files[j]), start
+
+    def _rows(self, i: int, j: int, first_row: int, n_rows: int) -> np.ndarray:
+        """Up to ``n_rows`` event rows of the split's file ``j`` from
+        ``first_row``, as int64, augmented for item ``i`` when asked."""
+        available = int(self._sizes[j]) // self.align - first_row
+        rows = self.store.rows(int(self._offsets[j]) + first_row, max(0, min(n_rows, available)))
+        if self.augment:
+            from midilm.tokenizer import augment
+
+            rows = augment(np.array(rows), rng=np.random.default_rng([self.seed, self.epoch, i]))
+        return np.asarray(rows, dtype=np.int64)
+
+
+class TokenWindows(_Windows):
+    """Item ``i`` -> ``(inputs, targets)``, int64 ``[seq_len]`` each: a window of
+    the flat token stream of one file and the same stream shifted by one
+    (the next token of each input), PAD past the file's end."""
+
+    align = vocab.EVENT_LEN
+
+    def __init__(
+        self,
+        store: TokenStore,
+        split: str,
+        seq_len: int = 512,
+        stride: int = 256,
+        *,
+        random_offset: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(store, split, seq_len, stride, random_offset=random_offset, augment=augment, seed=seed)
+        self.seq_len = seq_len
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        j, start = self._locate(i)
+        n_rows = -(-(self.seq_len + 1) // self.align)
+        flat = self._rows(i, j, start // self.align, n_rows).reshape(-1)[: self.seq_len + 1]
+        buffer = np.full(self.seq_len + 1, vocab.PAD, dtype=np.int64)
+        buffer[: len(flat)] = flat
+        return buffer[:-1], buffer[1:]
+
+
+class EventWindows(_Windows):
+    """Item ``i`` -> ``(inputs, targets)``, int64 ``[n_events, 8]`` each: a
+    window of one file's event rows and, for each, the row that follows it;
+    PAD rows past the file's end."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        split: str,
+        n_events: int,
+        stride: int | None = None,
+        *,
+        random_offset: bool = False,
+        augment: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if stride is None:
+            stride = max(1, n_events // 2)
+        super().__init__(store, split, n_events, stride, random_offset=random_offset, augment=augment, seed=seed)
+        self.n_events = n_events
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        j, start = self._locate(i)
+        rows = self._rows(i, j, start, self.n_events + 1)
+        buffer = np.full((self.n_events + 1, vocab.EVENT_LEN), vocab.PAD, dtype=np.int64)
+        buffer[: len(rows)] = rows
+        return buffer[:-1], buffer[1:]
