@@ -1,0 +1,101 @@
+"""The bundled corpus: which pieces each named corpus holds, their licences, and the
+conversion of a handful of pieces (quirks included) against the golden MIDI files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import PurePosixPath
+
+import mido
+import pytest
+
+from midilm.data import PrepareOptions, TokenStore, prepare
+from midilm.data.corpus import CORPORA, DEFAULT_CORPUS, LICENCES, CorpusUnit, convert_units, corpus_units
+from midilm.data.corpus.catalog import get_definition
+from midilm.data.sources import SourceFile
+from midilm.errors import ConfigError
+
+
+def collections(units: list[CorpusUnit]) -> set[str]:
+    return {PurePosixPath(u.source).parts[0] for u in units}
+
+
+def test_default_corpus_is_big_polyphonic_and_clean():
+    units = corpus_units(DEFAULT_CORPUS)
+    pieces = [out for u in units for out in u.outputs()]
+    assert len(pieces) >= 2000
+    assert collections(units) == {"bach", "essenFolksong"}
+    assert sum(1 for u in units if u.source.startswith("bach/")) >= 400
+    assert not any(u.source.endswith((".krn", ".rntxt")) for u in units)
+    assert {u.licence for u in units} == {"music21-corpus", "essen-noncommercial"}
+    assert len({midi for midi, _ in pieces}) == len(pieces)
+
+
+def test_larger_corpora_leave_out_what_they_must():
+    everything = corpus_units("music21-all")
+    sources = {u.source for u in everything}
+    assert "palestrina" not in collections(everything)
+    assert not collections(everything) & {"demos", "theoryExercises"}
+    assert "leadSheet/berlinAlexandersRagtime.mxl" not in sources and "leadSheet/fosterBrownHair.mxl" in sources
+    assert {u.licence for u in everything} <= set(LICENCES) - {"palestrina-restricted"}
+    assert sum(len(u.outputs()) for u in everything) > 13000
+    palestrina = corpus_units("music21-palestrina")
+    assert collections(palestrina) == {"palestrina"} and {u.licence for u in palestrina} == {"palestrina-restricted"}
+    josquin = [u for u in everything if u.source.startswith("josquin/")]
+    assert josquin and all(u.merge_tunes and len(u.outputs()) == 1 for u in josquin)
+    with pytest.raises(ConfigError, match="unknown corpus"):
+        get_definition("music21-everything")
+    assert DEFAULT_CORPUS in CORPORA
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    units = [
+        CorpusUnit("bach/bwv1.6.mxl", "music21-corpus"),
+        CorpusUnit("essenFolksong/altdeu10.abc", "essen-noncommercial", tunes=(1, 5)),
+        CorpusUnit("oneills1850/0001-0050.abc", "music21-corpus", tunes=(1,)),
+    ]
+    folder = tmp_path_factory.mktemp("m21")
+    results, converted = convert_units(units, folder, workers=1, progress=False)
+    return folder, units, results, converted
+
+
+def test_conversion_matches_the_golden_midi(converted, golden_dir):
+    folder, _, results, n = converted
+    assert n == 4 and all(p.ok for r in results for p in r.pieces)
+    assert (folder / "midi/bach/bwv1.6.mid").read_bytes() == (golden_dir / "bach_bwv1.6.mid").read_bytes()
+    assert (folder / "midi/essenFolksong/altdeu10/0001.mid").read_bytes() == (golden_dir / "folk_essen_altdeu10_1.mid").read_bytes()
+    origins = [p.origin for r in results for p in r.pieces]
+    assert origins[:3] == ["music21:bach/bwv1.6.mxl", "music21:essenFolksong/altdeu10.abc#1", "music21:essenFolksong/altdeu10.abc#5"]
+
+
+def test_shared_time_signature_quirk_is_rescued(converted):
+    folder = converted[0]
+    # music21's own export fails on this tune ("already found in this Stream")
+    midi = mido.MidiFile(file=io.BytesIO((folder / "midi/essenFolksong/altdeu10/0005.mid").read_bytes()))
+    assert sum(1 for track in midi.tracks for m in track if m.type == "note_on" and m.velocity) > 20
+
+
+def test_ties_between_different_pitches_are_undone(converted):
+    # O'Neill 1 opens "G3-A": both notes must sound, not one long G
+    midi = mido.MidiFile(file=io.BytesIO((converted[0] / "midi/oneills1850/0001-0050/0001.mid").read_bytes()))
+    pitches = [m.note for track in midi.tracks for m in track if m.type == "note_on" and m.velocity]
+    assert pitches[:3] == [67, 69, 70]
+
+
+def test_conversion_is_cached_and_failures_are_recorded(converted):
+    folder, units, _, _ = converted
+    _, again = convert_units(units, folder, workers=1, progress=False)
+    assert again == 0
+    (slow,), n = convert_units([CorpusUnit("bach/bwv10.7.mxl", "music21-corpus")], folder, workers=1, timeout_seconds=0.001, progress=False)
+    assert n == 1 and not slow.pieces[0].ok and slow.pieces[0].reason.startswith("timed out")
+
+
+def test_prepared_corpus_records_licence_and_origin(converted, tmp_path):
+    folder, _, results, _ = converted
+    files = [SourceFile((folder / "midi" / p.midi).as_posix(), p.midi, p.licence, p.origin) for r in results for p in r.pieces]
+    prepare(files, tmp_path / "store", PrepareOptions(workers=1), progress=False)
+    rows = {r["origin"]: r for r in TokenStore(tmp_path / "store").records}
+    assert rows["music21:bach/bwv1.6.mxl"]["licence"] == "music21-corpus"
+    assert rows["music21:essenFolksong/altdeu10.abc#5"]["licence"] == "essen-noncommercial"
+    assert all(r["status"] == "ok" for r in rows.values())
