@@ -92,8 +92,9 @@ class PrepareSummary:
         if self.corpus is not None:
             build = self.corpus
             lines.append(
-                f"corpus {build.name}: {len(build.files)} MIDI files ({build.converted} converted now, the rest cached), "
-                f"{len(build.failures)} pieces failed to convert (see {build.report_path})"
+                f"corpus {build.name}: {len(build.files)} MIDI files ({build.converted} pieces converted now, "
+                f"{len(build.files) + len(build.failures) - build.converted} from the cache); "
+                f"{len(build.failures)} failed to convert (see {build.report_path})"
             )
         lines += [
             f"{self.out}: {status['ok']} files ok, {status['duplicate']} duplicates, {status['filtered']} filtered, {status['error']} errors (of {c['files_seen']} seen)"

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 import mido
 import pytest
 
-from midilm.data import PrepareOptions, TokenStore, prepare
+from midilm.data import PrepareOptions, TokenStore, default_store_path, prepare, prepare_corpus
 from midilm.data.corpus import CORPORA, DEFAULT_CORPUS, LICENCES, CorpusUnit, convert_units, corpus_units
 from midilm.data.corpus.catalog import get_definition
 from midilm.data.sources import SourceFile
@@ -56,13 +56,13 @@ def converted(tmp_path_factory):
         CorpusUnit("oneills1850/0001-0050.abc", "music21-corpus", tunes=(1,)),
     ]
     folder = tmp_path_factory.mktemp("m21")
-    results, converted = convert_units(units, folder, workers=1, progress=False)
-    return folder, units, results, converted
+    results, fresh = convert_units(units, folder, workers=1, progress=False)
+    return folder, units, results, fresh
 
 
 def test_conversion_matches_the_golden_midi(converted, golden_dir):
-    folder, _, results, n = converted
-    assert n == 4 and all(p.ok for r in results for p in r.pieces)
+    folder, units, results, fresh = converted
+    assert fresh == {u.id for u in units} and all(p.ok for r in results for p in r.pieces)
     assert (folder / "midi/bach/bwv1.6.mid").read_bytes() == (golden_dir / "bach_bwv1.6.mid").read_bytes()
     assert (folder / "midi/essenFolksong/altdeu10/0001.mid").read_bytes() == (golden_dir / "folk_essen_altdeu10_1.mid").read_bytes()
     origins = [p.origin for r in results for p in r.pieces]
@@ -85,10 +85,12 @@ def test_ties_between_different_pitches_are_undone(converted):
 
 def test_conversion_is_cached_and_failures_are_recorded(converted):
     folder, units, _, _ = converted
-    _, again = convert_units(units, folder, workers=1, progress=False)
-    assert again == 0
-    (slow,), n = convert_units([CorpusUnit("bach/bwv10.7.mxl", "music21-corpus")], folder, workers=1, timeout_seconds=0.001, progress=False)
-    assert n == 1 and not slow.pieces[0].ok and slow.pieces[0].reason.startswith("timed out")
+    _, fresh = convert_units(units, folder, workers=1, progress=False)
+    assert fresh == set()
+    (slow,), fresh = convert_units(
+        [CorpusUnit("bach/bwv10.7.mxl", "music21-corpus")], folder, workers=1, timeout_seconds=0.001, progress=False
+    )
+    assert len(fresh) == 1 and not slow.pieces[0].ok and slow.pieces[0].reason.startswith("timed out")
 
 
 def test_prepared_corpus_records_licence_and_origin(converted, tmp_path):
@@ -99,3 +101,18 @@ def test_prepared_corpus_records_licence_and_origin(converted, tmp_path):
     assert rows["music21:bach/bwv1.6.mxl"]["licence"] == "music21-corpus"
     assert rows["music21:essenFolksong/altdeu10.abc#5"]["licence"] == "essen-noncommercial"
     assert all(r["status"] == "ok" for r in rows.values())
+
+
+def test_prepare_corpus_with_limit_converts_only_the_sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIDILM_HOME", str(tmp_path / "home"))
+    options = PrepareOptions(limit=3, workers=1)
+    summary = prepare_corpus("music21-bach", options=options, progress=False)
+    assert summary.corpus.converted == 3 and summary.tokenized == 3
+    store = TokenStore(default_store_path("music21-bach"))
+    assert store.path == tmp_path / "home" / "stores" / "music21-bach"
+    assert [r["licence"] for r in store.records] == ["music21-corpus"] * 3
+    assert all(r["origin"].startswith("music21:bach/") for r in store.records)
+    assert store.header["corpus"]["name"] == "music21-bach"
+    again = prepare_corpus("music21-bach", options=options, progress=False)
+    assert (again.corpus.converted, again.tokenized, again.committed) == (0, 0, False)
+    assert "3 MIDI files (0 pieces converted now, 3 from the cache)" in again.format()

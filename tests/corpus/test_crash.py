@@ -42,22 +42,27 @@ def journal_lines(store: Path) -> int:
         return 0
 
 
-def prepare_and_kill(sources: list[Path], out: Path, after_files: int) -> None:
-    """Run `midilm prepare` in its own process group and SIGKILL the group once
-    at least ``after_files`` results are journaled (the journal's first line is its header)."""
+def prepare_and_stop(sources: list[Path], out: Path, after_files: int, *, interrupt: bool = False) -> tuple[int, str]:
+    """Run `midilm prepare` in its own process group and, once at least
+    ``after_files`` results are journaled (the journal's first line is its
+    header), SIGKILL the whole group, or send SIGINT (Ctrl-C) to the command
+    alone; its exit status and stderr."""
     command = [sys.executable, "-m", "midilm", "prepare", *map(str, sources), "--out", str(out), "--workers", "2", "--quiet"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while journal_lines(out) <= after_files:
         if process.poll() is not None:
-            pytest.fail(f"prepare ended before it could be killed: {process.stderr.read().decode()[-500:]}")
+            pytest.fail(f"prepare ended before it could be stopped: {process.stderr.read().decode()[-500:]}")
         if time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail("prepare made no progress in 120 s")
         time.sleep(0.002)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    process.stderr.close()
+    if interrupt:
+        process.send_signal(signal.SIGINT)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr.decode()
 
 
 def assert_same_store(store: TokenStore, fresh: TokenStore) -> None:
@@ -71,7 +76,7 @@ def assert_same_store(store: TokenStore, fresh: TokenStore) -> None:
 
 def test_first_run_killed_then_completed(corpus, tmp_path):
     out = tmp_path / "store"
-    prepare_and_kill([corpus], out, after_files=40)
+    prepare_and_stop([corpus], out, after_files=40)
     with pytest.raises(StoreError, match="interrupted"):
         TokenStore(out)
     summary = prepare([corpus], out, PrepareOptions(workers=1), progress=False)
@@ -85,7 +90,7 @@ def test_first_run_killed_then_completed(corpus, tmp_path):
 def test_update_killed_leaves_the_store_readable(corpus, golden_dir, tmp_path):
     out = tmp_path / "store"
     before = prepare([golden_dir], out, PrepareOptions(workers=1), progress=False)
-    prepare_and_kill([golden_dir, corpus], out, after_files=60)
+    prepare_and_stop([golden_dir, corpus], out, after_files=60)
     readable = TokenStore(out)
     assert readable.identity == before.identity and len(readable.records) == before.counts["files_seen"]
     summary = prepare([golden_dir, corpus], out, PrepareOptions(workers=1), progress=False)
@@ -93,3 +98,11 @@ def test_update_killed_leaves_the_store_readable(corpus, golden_dir, tmp_path):
     fresh = tmp_path / "fresh"
     prepare([golden_dir, corpus], fresh, PrepareOptions(workers=1), progress=False)
     assert_same_store(TokenStore(out), TokenStore(fresh))
+
+
+def test_ctrl_c_exits_130_and_the_rerun_resumes(corpus, tmp_path):
+    out = tmp_path / "store"
+    status, stderr = prepare_and_stop([corpus], out, after_files=30, interrupt=True)
+    assert status == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    summary = prepare([corpus], out, PrepareOptions(workers=1), progress=False)
+    assert summary.resumed >= 30 and summary.counts["files_seen"] == len(list(corpus.iterdir()))

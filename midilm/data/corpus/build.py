@@ -42,7 +42,7 @@ class CorpusBuild:
     """Converted pieces in path order, with licence and origin."""
     failures: list[PieceResult]
     converted: int
-    """Pieces converted by this call (the rest came from the cache)."""
+    """Pieces converted by this call (the others came from the cache)."""
     seconds: float
 
     @property
@@ -96,9 +96,9 @@ def convert_units(
     progress: bool = True,
     description: str = "converting",
     root: Path | None = None,
-) -> tuple[list[UnitResult], int]:
-    """Results of every unit, converting those not cached; also returns how
-    many pieces were converted now."""
+) -> tuple[list[UnitResult], set[str]]:
+    """Results of every unit, converting those not cached; also returns the
+    ids of the units converted now."""
     from tqdm import tqdm
 
     results = {}
@@ -122,8 +122,7 @@ def convert_units(
                 _save(folder, result)
                 results[result.unit.id] = result
                 bar.update(len(result.pieces))
-    converted = sum(len(results[u.id].pieces) for u in pending)
-    return [results[u.id] for u in units], converted
+    return [results[u.id] for u in units], {u.id for u in pending}
 
 
 def build_corpus(
@@ -149,10 +148,11 @@ def build_corpus(
     )
     wanted_keys = {f.key for f in wanted}
     units = [u for u in units if any(midi in wanted_keys for midi, _ in u.outputs())]
-    results, converted = convert_units(
+    results, fresh = convert_units(
         units, folder, workers=workers, timeout_seconds=timeout_seconds, progress=progress, description=f"converting {name}"
     )
     pieces = [p for r in results for p in r.pieces if p.midi in wanted_keys]
+    converted = sum(1 for r in results if r.unit.id in fresh for p in r.pieces if p.midi in wanted_keys)
     files = sorted(
         (SourceFile((folder / "midi" / p.midi).as_posix(), p.midi, p.licence, p.origin) for p in pieces if p.ok),
         key=lambda f: f.path,
