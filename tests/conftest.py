@@ -8,7 +8,12 @@ repository).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# One thread per test process: on a small shared machine, torch's thread pool
+# oversubscribes the cores and tiny models run many times slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 

@@ -124,7 +124,8 @@ def read_run_config(weights: Path) -> RunConfig:
 def check_vocab(run: RunConfig, source: str) -> None:
     """Refuse weights made for another vocabulary."""
     size = getattr(run.model, "vocab_size", None)
-    if run.vocab and run.vocab.get("vocab_size") != vocab.VOCAB_SIZE or size != vocab.VOCAB_SIZE:
+    recorded = run.vocab.get("vocab_size", size) if run.vocab else size
+    if size != vocab.VOCAB_SIZE or recorded != vocab.VOCAB_SIZE:
         raise CheckpointError(f"{source}: made for a vocabulary of {size} tokens, this midilm uses {vocab.VOCAB_SIZE} (SkyTNT v2)")
 
 

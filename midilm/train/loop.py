@@ -56,6 +56,7 @@ class _Position:
     step_in_epoch: int = 0
     best_val_loss: float = float("inf")
     best_step: int = 0
+    scheduled_best: float = float("inf")
     evals_since_best: int = 0
     stop_reason: str = ""
     train_seconds: float = 0.0
@@ -326,11 +327,12 @@ class Trainer:
                     if end_of_epoch:
                         pos.epoch, pos.step_in_epoch = pos.epoch + 1, 0
                     reason = self._limits_reached(started, interrupt)
-                    evaluate = reason not in ("", "interrupted") or (cfg.eval_every and pos.step % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch)
+                    scheduled = bool(cfg.eval_every and pos.step % cfg.eval_every == 0) or (not cfg.eval_every and end_of_epoch)
+                    evaluate = scheduled or reason not in ("", "interrupted")
                     if evaluate or pos.step % cfg.log_every == 0:
                         row = self._log_row(window, started, progress)
                         if evaluate:
-                            last_metrics = self._evaluate_into(row)
+                            last_metrics = self._evaluate_into(row, scheduled)
                             reason = reason or pos.stop_reason
                         self._write_row(row)
                     if evaluate or reason or (cfg.checkpoint_every and pos.step % cfg.checkpoint_every == 0):
@@ -378,21 +380,30 @@ class Trainer:
         distributed.all_reduce_sum(sums.sums)
         return sums.result()
 
-    def _evaluate_into(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Evaluate, add the metrics to ``row``, keep the best weights, count towards early stopping."""
+    def _evaluate_into(self, row: dict[str, Any], scheduled: bool) -> dict[str, Any]:
+        """Evaluate and add the metrics to ``row``; keep the best weights.
+
+        Only scheduled evaluations drive the plateau schedule and early
+        stopping: the extra one at a run's last step must not, or a run stopped
+        early and resumed would follow another learning-rate path than one
+        that never stopped.
+        """
         cfg, pos = self.run.train, self.position
         metrics = self.evaluate()
         val_loss = metrics["loss"]
         row.update({f"val_{k}": v for k, v in metrics.items()})
-        self.schedule.after_eval(val_loss)
         improved = val_loss < pos.best_val_loss
         if improved:
-            pos.best_val_loss, pos.best_step, pos.evals_since_best = val_loss, pos.step, 0
+            pos.best_val_loss, pos.best_step = val_loss, pos.step
             self._save("best", {f"val_{k}": v for k, v in metrics.items()})
-        else:
-            pos.evals_since_best += 1
-            if cfg.early_stop_patience and pos.evals_since_best >= cfg.early_stop_patience:
-                pos.stop_reason = "early_stopping"
+        if scheduled:
+            self.schedule.after_eval(val_loss)
+            if val_loss < pos.scheduled_best:
+                pos.scheduled_best, pos.evals_since_best = val_loss, 0
+            else:
+                pos.evals_since_best += 1
+                if cfg.early_stop_patience and pos.evals_since_best >= cfg.early_stop_patience:
+                    pos.stop_reason = "early_stopping"
         row["best"] = improved
         if self.cluster.is_main:
             self._bar.write(f"step {pos.step}: val loss {val_loss:.4f} (ppl {metrics['ppl']:.2f}, {metrics['nats_per_event']:.3f} nats/event){' *' if improved else ''}")

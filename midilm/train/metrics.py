@@ -98,7 +98,9 @@ def evaluate_view(
     was_training = model.training
     model.eval()
     sums = MetricSums(device)
-    for inputs, targets in DataLoader(view, batch_sampler=list(batches), num_workers=num_workers):
+    # a loader of its own generator: evaluating must not draw from the global RNG that dropout uses
+    loader = DataLoader(view, batch_sampler=list(batches), num_workers=num_workers, generator=torch.Generator().manual_seed(0))
+    for inputs, targets in loader:
         inputs, targets = inputs.to(device), targets.to(device)
         with autocast(device, amp_dtype):
             logits = model_logits(model, inputs, targets)

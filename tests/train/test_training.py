@@ -1,0 +1,120 @@
+"""Training runs: loss falls, checkpoints round-trip, resume is exact, bad settings stop early."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from midilm.errors import CheckpointError, ConfigError
+from midilm.model import ModelConfig, build_model, preset_config
+from midilm.train import TrainConfig, load_for_inference, resume_run, start_run
+from midilm.train.checkpoint import save_checkpoint
+from midilm.train.config import RunConfig
+
+from .conftest import make_store, read_metrics, tiny_config
+
+
+def test_loss_falls_on_real_music(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    result = tiny_run(golden_store, tmp_path / "run", max_steps=40, lr=3e-3)
+    rows = read_metrics(tmp_path / "run")
+    val = [r["val_loss"] for r in rows if "val_loss" in r]
+    assert len(val) == 4 and val[-1] < val[0] - 1.0  # well below the first evaluation
+    assert val[0] < math.log(3406)  # already better than uniform after 10 steps
+    assert result.step == 40 and result.stop_reason == "max_steps"
+    assert {"step", "train_loss"} <= rows[0].keys()
+    assert {"val_ppl", "val_nats_per_event", "val_acc_pitch", "val_acc_event"} <= rows[-1].keys()
+    assert (tmp_path / "run" / "curves.png").stat().st_size > 10_000
+
+
+def test_checkpoint_round_trip_gives_the_same_logits(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=10)
+    last = load_for_inference(tmp_path / "run" / "last")
+    best = load_for_inference(tmp_path / "run")  # a run folder means its best checkpoint
+    assert best.source.parent.name == "best"
+    tokens = torch.randint(3, 3000, (2, 40))
+    with torch.no_grad():
+        torch.testing.assert_close(last.model(tokens), best.model(tokens))  # best == last at the only evaluation
+    state = torch.load(tmp_path / "run" / "last" / "state.pt", weights_only=True)
+    assert state["position"]["step"] == 10 and "optimizer" in state and "rng" in state
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["identity"] and config["data"]["tokenizer"]["tokenizer_version"]
+    assert config["vocab"]["vocab_size"] == 3406
+
+
+@pytest.mark.parametrize("arch", ["gpt", "hier"])
+def test_resume_continues_exactly(golden_store: Path, tmp_path: Path, tiny_run, arch: str) -> None:
+    tiny_run(golden_store, tmp_path / "whole", arch, max_steps=30)
+    tiny_run(golden_store, tmp_path / "split", arch, max_steps=15)
+    result = resume_run(tmp_path / "split", max_steps=30)
+    whole, split = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "split")
+    assert [r["step"] for r in split] == [r["step"] for r in whole]  # appended, nothing logged twice
+    assert result.last_metrics["loss"] == pytest.approx(whole[-1]["val_loss"], abs=1e-3)
+    assert [r["train_loss"] for r in split] == pytest.approx([r["train_loss"] for r in whole], abs=1e-5)
+
+
+def test_resume_of_a_finished_run_says_so(golden_store: Path, tmp_path: Path, tiny_run, capsys) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=10)
+    result = resume_run(tmp_path / "run", max_steps=10)
+    assert result.step == 10 and "nothing to do" in capsys.readouterr().out
+
+
+def test_a_kill_between_the_renames_leaves_a_loadable_checkpoint(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=10)
+    last = tmp_path / "run" / "last"
+    last.rename(last.with_name("last.old"))  # as if killed after moving the old one away
+    (tmp_path / "run" / "last.tmp").mkdir()  # and a half-written new one
+    result = resume_run(tmp_path / "run", max_steps=20)
+    assert result.step == 20
+
+
+def test_seq_len_beyond_the_context_is_refused(golden_store: Path, tmp_path: Path) -> None:
+    model = preset_config("gpt", "tiny")
+    with pytest.raises(ConfigError, match="does not fit the model's context"):
+        start_run(golden_store, tmp_path / "run", model, TrainConfig(seq_len=model.max_seq_len + 8))
+    assert not (tmp_path / "run").exists()  # nothing written before the check
+
+
+def test_an_empty_split_is_refused(golden_dir: Path, tmp_path: Path) -> None:
+    store = make_store([golden_dir / "bach_bwv10.7.mid"], tmp_path / "one")  # one file: two splits stay empty
+    with pytest.raises(ConfigError, match="split is empty"):
+        start_run(store, tmp_path / "run", preset_config("gpt", "tiny"), tiny_config())
+
+
+def test_resume_refuses_a_store_built_with_other_tokenizer_options(golden_store: Path, golden_raw_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=5, eval_every=5)
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    config["data"]["store"] = str(golden_raw_store)
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="other tokenizer options"):
+        resume_run(tmp_path / "run", max_steps=10)
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_other_tokens(golden_store: Path, golden_raw_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=5, eval_every=5)
+    with pytest.raises(ConfigError, match="other tokenizer options"):
+        start_run(golden_raw_store, tmp_path / "ft", None, tiny_config(), init=tmp_path / "run")
+
+
+def test_a_checkpoint_of_another_vocabulary_is_refused(tmp_path: Path) -> None:
+    config = ModelConfig(**{**vars(preset_config("gpt", "tiny")), "vocab_size": 4000})
+    model = build_model(config)
+    save_checkpoint(tmp_path / "ckpt", model, RunConfig(model=model.config), {"step": 1}, None)
+    with pytest.raises(CheckpointError, match="vocabulary of 4000 tokens"):
+        load_for_inference(tmp_path / "ckpt")
+
+
+def test_fine_tuning_starts_from_the_checkpoint_on_another_store(golden_store: Path, golden_dir: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "base", max_steps=10)
+    other = make_store(sorted(golden_dir.glob("folk_*.mid")), tmp_path / "folk", split_ratios=(0.5, 0.5, 0.0))
+    config = tiny_config(max_steps=5, eval_every=5, lr=1e-4, freeze_embeddings=True)
+    result = start_run(other, tmp_path / "ft", None, config, init=tmp_path / "base")
+    base, tuned = load_for_inference(tmp_path / "base"), load_for_inference(tmp_path / "ft" / "last")
+    assert result.step == 5
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["init"] == str(tmp_path / "base")
+    torch.testing.assert_close(tuned.model.token_embed.weight, base.model.token_embed.weight)  # frozen
+    assert not torch.equal(tuned.model.stack.blocks[0].attn.qkv.weight, base.model.stack.blocks[0].attn.qkv.weight)
