@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from midilm.config import add_dataclass_arguments, apply_arguments, given_arguments
 from midilm.data.corpus.catalog import CORPORA, DEFAULT_CORPUS
@@ -15,7 +16,8 @@ HELP = f"""Tokenize MIDI files into a token store that training memory-maps.
 With no SOURCE, converts the bundled music21 corpus ({DEFAULT_CORPUS}; choose another with
 --corpus) to MIDI on this machine, once, and prepares it into the cache (see `--out`).
 Reruns tokenize only new or changed files; a run killed at any moment resumes where it stopped.
-Exit status 0 when the run completed (unreadable files are reported, not fatal).
+Exit status 0 when the run completed (unreadable files are reported, not fatal); 1 when no
+file could be tokenized; 2 on a usage or storage error; 130 when interrupted.
 
 corpora: {", ".join(CORPORA)}
 
@@ -75,4 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--shard needs --out: each shard is its own store until --merge")
         summary = prepare_corpus(args.corpus, args.out, options, tokenizer_options, progress=progress)
     print(summary.format())
+    if not any(summary.counts["by_status"][status] for status in ("ok", "duplicate", "filtered")):
+        print("midilm prepare: no source file could be tokenized (see the reasons above)", file=sys.stderr)
+        return 1
     return 0

@@ -29,6 +29,8 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ROW_DTYPE = np.dtype("<u2")
 INDEX_COLUMNS: tuple[str, ...] = ("offset", "count", "split")
 """Columns of the int64 index: first event row, number of rows, split code."""
+REQUIRED_HEADER_KEYS: tuple[str, ...] = ("generation", "tokenizer", "files", "rows", "identity", "counts")
+FILE_KEYS: tuple[str, ...] = ("tokens", "index", "manifest")
 
 
 def read_header(path: Path) -> dict[str, Any]:
@@ -50,6 +52,11 @@ def read_header(path: Path) -> dict[str, Any]:
             f"{path}: store format version {header.get('format_version')} is not the version {FORMAT_VERSION} this midilm reads; "
             "prepare the store again"
         )
+    missing = [key for key in REQUIRED_HEADER_KEYS if key not in header] + [
+        f"files.{key}" for key in FILE_KEYS if key not in header.get("files", {})
+    ]
+    if missing:
+        raise StoreError(f"{header_path}: store header lacks {', '.join(missing)}")
     return header
 
 

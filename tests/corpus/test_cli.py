@@ -44,3 +44,11 @@ def test_merge_from_the_command_line(pieces, tmp_path, capsys):
     assert main(["prepare", "--merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all"), "--quiet"]) == 0
     assert len(TokenStore(tmp_path / "all")) == 8
     assert "8 files ok" in capsys.readouterr().out
+
+
+def test_nothing_tokenized_exits_1(tmp_path, capsys):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "a.mid").write_bytes(b"not midi")
+    assert main(["prepare", str(folder), "--out", str(tmp_path / "s"), "--quiet"]) == 1
+    assert "no source file could be tokenized" in capsys.readouterr().err

@@ -101,7 +101,15 @@ def test_missing_and_corrupt_stores_raise_store_error(store, tmp_path):
     with pytest.raises(StoreError, match="format version 99"):
         TokenStore(store.path)
 
+    header_path.write_text(json.dumps({k: v for k, v in header.items() if k != "rows"}))
+    with pytest.raises(StoreError, match="lacks rows"):
+        TokenStore(store.path)
+
     header_path.write_text(json.dumps(header))
+    (store.path / header["files"]["manifest"]).write_text('{"path": "cut')
+    with pytest.raises(StoreError, match="unreadable store manifest"):
+        _ = TokenStore(store.path).records
+
     tokens_path = store.path / header["files"]["tokens"]
     tokens_path.write_bytes(tokens_path.read_bytes()[:100])
     with pytest.raises(StoreError, match="truncated token file"):
@@ -114,3 +122,24 @@ def test_store_tokens_equal_a_direct_tokenize(build, golden_dir, tmp_path):
     for record in store.records:
         if record["status"] == "ok":
             np.testing.assert_array_equal(store.tokens(record["index"]), tokenize(record["path"]).tokens)
+
+
+def test_a_full_disk_is_a_store_error(tmp_path):
+    import errno
+
+    from midilm.data.writer import StoreWriter
+    from midilm.tokenizer import TokenizerOptions
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+        closed = False
+
+    with StoreWriter(tmp_path / "store", TokenizerOptions().spec()) as writer:
+        writer._tokens = FullDisk()
+        with pytest.raises(StoreError, match="no space left on the device"):
+            writer.append({"path": "a.mid", "tokens_sha256": "00"}, np.ones((3, vocab.EVENT_LEN), dtype=np.uint16))
