@@ -70,7 +70,7 @@ class WindowHashes:
         inverse_powers[:1] = 1
         self.prefix = np.concatenate([np.zeros(1, np.uint64), np.cumsum(hashes * np.cumprod(powers), dtype=np.uint64)])
         self.inverse_powers = np.cumprod(inverse_powers, dtype=np.uint64)
-        self.room = np.repeat(self.starts + lengths, lengths) - np.arange(n)
+        self.room = (np.repeat(self.starts + lengths, lengths) - np.arange(n)).astype(np.int32)
         """Events from each position to the end of its piece."""
 
     @property

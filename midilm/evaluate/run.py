@@ -132,7 +132,7 @@ def run_evaluation(checkpoint: str | os.PathLike, store: Any, config: EvaluateCo
     from midilm.evaluate.samples import generate_samples, syntax_errors
     from midilm.model import count_parameters
     from midilm.runtime import resolve_device
-    from midilm.sample import SamplingConfig
+    from midilm.sample.config import SamplingConfig
     from midilm.train import load_for_inference
 
     config.validate()

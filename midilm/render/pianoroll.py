@@ -5,6 +5,7 @@ what a sample plays and when."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +17,9 @@ INCHES_PER_SECOND = 0.25
 MIN_WIDTH_INCHES, MAX_WIDTH_INCHES, HEIGHT_INCHES = 8.0, 24.0, 5.0
 DPI = 100
 DRUM_COLOUR = "0.15"
+LEGEND_ENTRIES = 12
+"""Most groups named in the legend (the ones with most notes); an untrained
+model may switch instruments often enough to list dozens."""
 
 
 def instrument_label(track: int, program: int, is_drum: bool) -> str:
@@ -37,6 +41,7 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     notes = piece if isinstance(piece, Notes) else read_notes(piece)
     table = notes.table
@@ -47,23 +52,29 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     axes = figure.add_subplot()
     groups = sorted({(int(t), int(p), bool(d)) for t, p, d in zip(table["track"], table["program"], table["is_drum"], strict=True)})
     palette = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
+    legend: list[tuple[int, Any, str]] = []  # (notes, artist, label)
     for i, (track, program, is_drum) in enumerate(groups):
         mine = table[(table["track"] == track) & (table["program"] == program) & (table["is_drum"] == is_drum)]
-        label = instrument_label(track, program, is_drum)
         if is_drum:
-            axes.scatter(mine["start_seconds"], mine["pitch"], marker="x", s=12, linewidths=0.8, color=DRUM_COLOUR, label=label, zorder=3)
+            artist = axes.scatter(mine["start_seconds"], mine["pitch"], marker="x", s=12, linewidths=0.8, color=DRUM_COLOUR, zorder=3)
         else:
-            bars = PolyCollection(
+            artist = PolyCollection(
                 _rectangles(mine["start_seconds"], mine["end_seconds"], mine["pitch"].astype(np.float64)),
-                facecolors=palette[i % len(palette)], edgecolors="none", alpha=0.85, label=label,
+                facecolors=palette[i % len(palette)], edgecolors="none", alpha=0.85,
             )
-            axes.add_collection(bars)
+            axes.add_collection(artist)
+        legend.append((len(mine), artist, instrument_label(track, program, is_drum)))
+    shown = sorted(legend, key=lambda entry: -entry[0])[:LEGEND_ENTRIES]
+    handles, labels = [a for _, a, _ in shown], [label for _, _, label in shown]
+    if len(legend) > len(shown):
+        handles.append(Line2D([], [], linestyle="none"))
+        labels.append(f"... {len(legend) - len(shown)} more")
     if len(table):
         low, high = int(table["pitch"].min()) - 2, int(table["pitch"].max()) + 2
         axes.set_ylim(low, high)
         octaves = np.arange(-(-low // 12) * 12, high + 1, 12)
         axes.set_yticks(octaves, [f"C{c // 12 - 1}" for c in octaves])
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+        axes.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     else:
         axes.text(0.5, 0.5, "no notes", transform=axes.transAxes, ha="center", va="center")
     axes.set_xlim(0, seconds)

@@ -121,3 +121,10 @@ def test_render_wav_of_tokens_lasts_as_long_as_the_notes(golden_dir, tmp_path):
 def test_piano_roll_of_tokens(golden_dir, tmp_path):
     render_piano_roll(np.load(golden_dir / "bach_bwv1.6.opt.npy"), tmp_path / "bach.png")
     assert (tmp_path / "bach.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def test_piano_roll_of_many_instruments(tmp_path):
+    # 30 programs on one channel: the legend names the 12 with most notes and counts the rest
+    events = [e for program in range(30) for e in (["patch_change", 240 * program, 0, program], ["note", 240 * program, 120, 0, 40 + program, 90])]
+    render_piano_roll([480, events], tmp_path / "many.png")
+    assert (tmp_path / "many.png").read_bytes().startswith(PNG_MAGIC)
