@@ -75,6 +75,14 @@ def test_the_default_soundfont_ships_with_pretty_midi():
     assert default_soundfont().name == "TimGM6mb.sf2" and default_soundfont().stat().st_size > 1_000_000
 
 
+def test_no_bundled_soundfont_names_where_it_looked(monkeypatch):
+    import midilm.render.audio as audio
+
+    monkeypatch.setattr(audio, "SOUNDFONT_FILE", "Missing.sf2")
+    with pytest.raises(ConfigError, match=r"Missing\.sf2 not found in .*pretty_midi"):
+        audio.default_soundfont()
+
+
 def test_a_missing_soundfont_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nowhere.sf2"):
         render_wav(two_second_midi(), tmp_path / "x.wav", soundfont=tmp_path / "nowhere.sf2")
