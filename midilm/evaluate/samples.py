@@ -9,7 +9,7 @@ import torch
 
 from midilm import vocab
 from midilm.sample.config import SamplingConfig
-from midilm.sample.generate import generate
+from midilm.sample import generate
 
 
 def generate_samples(model: torch.nn.Module, count: int, sampling: SamplingConfig, batch_size: int) -> list[np.ndarray]:

@@ -11,10 +11,10 @@ from typing import Any
 _EXPORTS = {
     "Controls": "midilm.sample.config",
     "SamplingConfig": "midilm.sample.config",
-    "GenerationResult": "midilm.sample.generate",
-    "generate": "midilm.sample.generate",
-    "sample_events": "midilm.sample.generate",
-    "start_rows": "midilm.sample.generate",
+    "GenerationResult": "midilm.sample.sampler",
+    "generate": "midilm.sample.sampler",
+    "sample_events": "midilm.sample.sampler",
+    "start_rows": "midilm.sample.sampler",
 }
 __all__ = sorted(_EXPORTS)
 

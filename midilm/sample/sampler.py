@@ -68,11 +68,14 @@ def sample_events(
     start: np.ndarray,
     *,
     on_event: Callable[[int], None] | None = None,
+    cache: bool = True,
 ) -> GenerationResult:
     """Generate ``config.num_samples`` continuations of the rows ``start``.
 
     ``on_event(n)`` is called after each generated event (progress bars);
-    Ctrl-C stops cleanly and returns what was generated so far.
+    Ctrl-C stops cleanly and returns what was generated so far. ``cache=False``
+    recomputes the whole context for every token, like the design notebook's
+    sampler (a baseline for benchmarks and tests).
     """
     from midilm.model import make_decoder
 
@@ -92,7 +95,7 @@ def sample_events(
     model.eval()
     try:
         with torch.inference_mode():
-            decoder = make_decoder(model, batch, cache=True)
+            decoder = make_decoder(model, batch, cache=cache)
             decoder.prefill(torch.as_tensor(start.astype(np.int64), device=device).unsqueeze(0).expand(batch, -1, -1).contiguous())
             while done < config.events:
                 row = _sample_row(decoder, grammar, config, generators, finished, eos_allowed=done >= config.min_events)

@@ -1,0 +1,79 @@
+"""Generation speed: events/s of midilm's sampler beside the notebook's cache-free sampler.
+
+``events_per_s`` counts generated events (the prompt excluded) over the whole
+sampling time, prompt processing included. The baseline is the design
+notebook's way of sampling: its architecture (``seed``) at the notebook's shape,
+a full forward over the last 512 tokens for every token, no cache; it runs a
+few events in the same process and its tokens/s is compared with ours.
+
+    python bench/generate.py --arch gpt --preset small --batch 1 --prompt-events 56 --events 256 --threads 1
+"""
+
+from __future__ import annotations
+
+import sys
+
+sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's tokenize module
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from midilm import vocab  # noqa: E402
+from midilm.model import build_model, count_parameters, preset_config  # noqa: E402
+from midilm.sample import SamplingConfig, sample_events  # noqa: E402
+from midilm.tokenizer import tokenize  # noqa: E402
+
+PROMPT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden" / "bach_bwv1.6.mid"
+
+
+def prompt_rows(n_events: int) -> np.ndarray:
+    """BOS and the first ``n_events`` events of a Bach chorale."""
+    rows = tokenize(PROMPT_FILE).tokens
+    return rows[: 1 + n_events]
+
+
+def measure(model: torch.nn.Module, batch: int, start: np.ndarray, events: int, *, cache: bool, seed: int = 0) -> dict:
+    config = SamplingConfig(num_samples=batch, events=events, min_events=events, seed=seed)
+    result = sample_events(model, config, start, cache=cache)
+    generated = sum(result.generated_events)
+    return {"events_per_s": generated / result.seconds, "tokens_per_s": generated * vocab.EVENT_LEN / result.seconds, "seconds": result.seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="gpt", help="comma-separated architectures")
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--batch", type=int, default=1, help="samples generated together")
+    parser.add_argument("--prompt-events", type=int, default=56)
+    parser.add_argument("--events", type=int, default=256, help="events generated per sample")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--baseline-events", type=int, default=4, help="events the cache-free notebook sampler generates (it is slow); 0 skips it")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    start = prompt_rows(args.prompt_events)
+    baseline = None
+    if args.baseline_events:
+        torch.manual_seed(0)
+        notebook = build_model(preset_config("seed", "small"))
+        baseline = measure(notebook, 1, start, args.baseline_events, cache=False)
+    for arch in args.arch.split(","):
+        torch.manual_seed(0)
+        model = build_model(preset_config(arch, args.preset))
+        figures = measure(model, args.batch, start, args.events, cache=True)
+        line = {
+            "arch": arch, "preset": args.preset, "params": count_parameters(model), "batch": args.batch,
+            "prompt_events": args.prompt_events, "events": args.events, "threads": args.threads,
+            **{k: round(v, 2) for k, v in figures.items()},
+        }
+        if baseline is not None:
+            line["notebook_tokens_per_s"] = round(baseline["tokens_per_s"], 2)
+            line["ratio_vs_notebook"] = round(figures["tokens_per_s"] / baseline["tokens_per_s"], 1)
+        print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    main()
