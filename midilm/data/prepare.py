@@ -24,12 +24,10 @@ from midilm.data.manifest import RESULT_FIELDS, counts, identity, resolve, resul
 from midilm.data.sources import SourceFile, discover, select
 from midilm.data.split import SplitFile, check_ratios
 from midilm.data.store import SPLITS
-from midilm.data.workers import TimeLimitExceeded, default_workers, parallel_map, time_limit
+from midilm.data.workers import DEFAULT_CPU_LIMIT_SECONDS, TimeLimitExceeded, default_workers, parallel_map, time_limit
 from midilm.data.writer import StoreWriter
 from midilm.errors import ConfigError, MidiFileError
 from midilm.tokenizer import TokenizerOptions, check_quality, summarize, tokenize
-
-DEFAULT_TIMEOUT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,11 @@ class PrepareOptions:
     shard: str | None = field(
         default=None, metadata={"help": "prepare only share i of n of the sources (merge the shards with --merge)", "metavar": "i/n"}
     )
-    timeout_seconds: float = field(
-        default=DEFAULT_TIMEOUT_SECONDS, metadata={"help": "give up on one file (or corpus piece) after this many seconds"}
+    cpu_limit_seconds: float = field(
+        default=DEFAULT_CPU_LIMIT_SECONDS,
+        metadata={
+            "help": "give up on a file (tokenizing) or a corpus piece (converting) after this much CPU time; a guard against pathological inputs"
+        },
     )
 
 
@@ -118,7 +119,7 @@ class PrepareSummary:
         return "\n".join(lines)
 
 
-def tokenize_file(path: str, *, options: TokenizerOptions, timeout_seconds: float | None) -> tuple[dict[str, Any], np.ndarray | None]:
+def tokenize_file(path: str, *, options: TokenizerOptions, cpu_limit_seconds: float | None) -> tuple[dict[str, Any], np.ndarray | None]:
     """Read, hash, tokenize, summarise and quality-check one file (runs in a
     worker). Never raises for a bad file: the result carries ``error``."""
     result: dict[str, Any] = {"path": path, **{name: None for name in RESULT_FIELDS}}
@@ -131,13 +132,13 @@ def tokenize_file(path: str, *, options: TokenizerOptions, timeout_seconds: floa
         return result, None
     result.update(sha256=hashlib.sha256(data).hexdigest(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     try:
-        with time_limit(timeout_seconds):
+        with time_limit(cpu_limit_seconds):
             tokenized = tokenize(data, options)
             tokens = tokenized.tokens
             summary = summarize(tokens)
             quality_ok, quality_reasons = check_quality(tokens)
     except TimeLimitExceeded:
-        result["error"] = f"timed out after {timeout_seconds:g} s"
+        result["error"] = f"gave up after {cpu_limit_seconds:g} CPU-seconds"
         return result, None
     except MidiFileError as exc:
         result["error"] = exc.reason
@@ -214,7 +215,7 @@ def prepare(
         summary.rebuilt_because = writer.rebuild_reason
         results, todo = _plan(files, writer, summary)
         if todo:
-            job = partial(tokenize_file, options=tokenizer_options, timeout_seconds=options.timeout_seconds)
+            job = partial(tokenize_file, options=tokenizer_options, cpu_limit_seconds=options.cpu_limit_seconds)
             workers = min(options.workers or default_workers(), len(todo))
             with tqdm(total=len(todo), unit="file", desc="tokenizing", disable=not progress, smoothing=0.05) as bar:
                 for result, tokens in parallel_map(job, todo, workers=workers):
@@ -296,7 +297,12 @@ def prepare_corpus(
     name = name or DEFAULT_CORPUS
     options = options or PrepareOptions()
     build = build_corpus(
-        name, limit=options.limit, shard=options.shard, workers=options.workers, timeout_seconds=options.timeout_seconds, progress=progress
+        name,
+        limit=options.limit,
+        shard=options.shard,
+        workers=options.workers,
+        cpu_limit_seconds=options.cpu_limit_seconds,
+        progress=progress,
     )
     if not build.files:
         raise ConfigError(f"corpus {name}: no piece could be converted (see {build.report_path})")

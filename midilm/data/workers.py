@@ -1,4 +1,4 @@
-"""Process pools and per-item time limits shared by corpus conversion and prepare.
+"""Process pools and per-item CPU-time limits shared by corpus conversion and prepare.
 
 Both jobs run one pure function over many independent items (a piece to
 convert, a file to tokenize). Items are dispatched to ``spawn`` processes,
@@ -17,6 +17,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+DEFAULT_CPU_LIMIT_SECONDS = 300.0
+"""Per-item guard: generous (the slowest Beethoven quartets take a few CPU-minutes to
+convert; a large MIDI file tokenizes in seconds), it only stops pathological inputs."""
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -30,14 +34,22 @@ class TimeLimitExceeded(BaseException):
 
 
 @contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
-    """Interrupt the block with :class:`TimeLimitExceeded` after ``seconds``.
+def time_limit(cpu_seconds: float | None) -> Iterator[None]:
+    """Interrupt the block with :class:`TimeLimitExceeded` once this process
+    has spent ``cpu_seconds`` of CPU time in it.
 
-    Uses ``SIGALRM``, so the limit applies only in the main thread of a
-    Unix process (every pool worker is one); elsewhere, or with ``seconds``
+    CPU time, not wall time, so that the same piece succeeds or fails on a
+    busy machine as on an idle one (a corpus must not depend on the load).
+    Uses ``SIGPROF``, so the limit applies only in the main thread of a Unix
+    process (every pool worker is one); elsewhere, or with ``cpu_seconds``
     None or <= 0, the block runs unlimited.
     """
-    usable = seconds is not None and seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    usable = (
+        cpu_seconds is not None
+        and cpu_seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
     if not usable:
         yield
         return
@@ -45,13 +57,13 @@ def time_limit(seconds: float | None) -> Iterator[None]:
     def _expire(signum, frame):
         raise TimeLimitExceeded()
 
-    previous = signal.signal(signal.SIGALRM, _expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGPROF, _expire)
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def default_workers() -> int:

@@ -88,9 +88,13 @@ def test_conversion_is_cached_and_failures_are_recorded(converted):
     _, fresh = convert_units(units, folder, workers=1, progress=False)
     assert fresh == set()
     (slow,), fresh = convert_units(
-        [CorpusUnit("bach/bwv10.7.mxl", "music21-corpus")], folder, workers=1, timeout_seconds=0.001, progress=False
+        [CorpusUnit("bach/bwv10.7.mxl", "music21-corpus")], folder, workers=1, cpu_limit_seconds=0.001, progress=False
     )
-    assert len(fresh) == 1 and not slow.pieces[0].ok and slow.pieces[0].reason.startswith("timed out")
+    assert len(fresh) == 1 and not slow.pieces[0].ok and slow.pieces[0].gave_up
+    _, fresh = convert_units([slow.unit], folder, workers=1, cpu_limit_seconds=0.001, progress=False)
+    assert fresh == set()  # the same limit: the failure is remembered
+    (retried,), fresh = convert_units([slow.unit], folder, workers=1, progress=False)
+    assert len(fresh) == 1 and retried.pieces[0].ok  # a larger limit tries again
 
 
 def test_prepared_corpus_records_licence_and_origin(converted, tmp_path):

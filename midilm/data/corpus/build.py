@@ -22,14 +22,11 @@ from midilm.data.corpus.catalog import DEFAULT_CORPUS, CorpusUnit, corpus_root, 
 from midilm.data.corpus.convert import ConversionJob, PieceResult, UnitResult, convert_unit, quiet_worker
 from midilm.data.paths import cache_root
 from midilm.data.sources import SourceFile, select
-from midilm.data.workers import default_workers, parallel_map
+from midilm.data.workers import DEFAULT_CPU_LIMIT_SECONDS, default_workers, parallel_map
 from midilm.data.writer import storage_error
 
 CONVERSION_VERSION = 1
 """Bumped whenever the conversion writes different MIDI for the same score."""
-
-DEFAULT_TIMEOUT_SECONDS = 60.0
-"""Per-piece limit: one Beethoven quartet movement would otherwise hold a worker for minutes."""
 
 
 @dataclass(frozen=True)
@@ -60,17 +57,22 @@ def _record_path(folder: Path, unit: CorpusUnit) -> Path:
     return folder / "units" / f"{unit.id}.json"
 
 
-def _cached(folder: Path, unit: CorpusUnit) -> UnitResult | None:
+def _cached(folder: Path, unit: CorpusUnit, cpu_limit_seconds: float | None) -> UnitResult | None:
+    """The recorded result of ``unit``, unless its files are gone or a piece
+    ran out of time under a smaller limit than ``cpu_limit_seconds``."""
     try:
         record = json.loads(_record_path(folder, unit).read_text())
     except (OSError, json.JSONDecodeError):
         return None
     if record.get("unit") != json.loads(json.dumps(asdict(unit))):
         return None
-    pieces = tuple(PieceResult(**p) for p in record["pieces"])
-    if any(p.ok and not (folder / "midi" / p.midi).is_file() for p in pieces):
+    result = UnitResult(unit, tuple(PieceResult(**p) for p in record["pieces"]), record.get("cpu_limit_seconds"))
+    if any(p.ok and not (folder / "midi" / p.midi).is_file() for p in result.pieces):
         return None
-    return UnitResult(unit, pieces)
+    recorded_limit = result.cpu_limit_seconds or 0.0
+    if any(p.gave_up for p in result.pieces) and (not cpu_limit_seconds or cpu_limit_seconds > recorded_limit):
+        return None
+    return result
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -84,7 +86,8 @@ def _write_json(path: Path, data: object) -> None:
 
 
 def _save(folder: Path, result: UnitResult) -> None:
-    _write_json(_record_path(folder, result.unit), {"unit": asdict(result.unit), "pieces": [asdict(p) for p in result.pieces]})
+    record = {"unit": asdict(result.unit), "cpu_limit_seconds": result.cpu_limit_seconds, "pieces": [asdict(p) for p in result.pieces]}
+    _write_json(_record_path(folder, result.unit), record)
 
 
 def convert_units(
@@ -92,7 +95,7 @@ def convert_units(
     folder: Path,
     *,
     workers: int | None = None,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
+    cpu_limit_seconds: float | None = DEFAULT_CPU_LIMIT_SECONDS,
     progress: bool = True,
     description: str = "converting",
     root: Path | None = None,
@@ -104,7 +107,7 @@ def convert_units(
     results = {}
     pending = []
     for unit in units:
-        cached = _cached(folder, unit)
+        cached = _cached(folder, unit, cpu_limit_seconds)
         if cached is None:
             pending.append(unit)
         else:
@@ -113,7 +116,7 @@ def convert_units(
         source_root = str(corpus_root() if root is None else root)
         # longest jobs first, so no core idles at the end on one slow score
         jobs = [
-            ConversionJob(u, source_root, str(folder / "midi"), timeout_seconds) for u in sorted(pending, key=lambda u: (-u.cost, u.id))
+            ConversionJob(u, source_root, str(folder / "midi"), cpu_limit_seconds) for u in sorted(pending, key=lambda u: (-u.cost, u.id))
         ]
         workers = min(workers or default_workers(), len(jobs))
         total = sum(len(u.outputs()) for u in pending)
@@ -131,7 +134,7 @@ def build_corpus(
     limit: int | None = None,
     shard: str | None = None,
     workers: int | None = None,
-    timeout_seconds: float | None = DEFAULT_TIMEOUT_SECONDS,
+    cpu_limit_seconds: float | None = DEFAULT_CPU_LIMIT_SECONDS,
     cache_dir: Path | None = None,
     progress: bool = True,
 ) -> CorpusBuild:
@@ -149,7 +152,7 @@ def build_corpus(
     wanted_keys = {f.key for f in wanted}
     units = [u for u in units if any(midi in wanted_keys for midi, _ in u.outputs())]
     results, fresh = convert_units(
-        units, folder, workers=workers, timeout_seconds=timeout_seconds, progress=progress, description=f"converting {name}"
+        units, folder, workers=workers, cpu_limit_seconds=cpu_limit_seconds, progress=progress, description=f"converting {name}"
     )
     pieces = [p for r in results for p in r.pieces if p.midi in wanted_keys]
     converted = sum(1 for r in results if r.unit.id in fresh for p in r.pieces if p.midi in wanted_keys)

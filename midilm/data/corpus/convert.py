@@ -30,13 +30,15 @@ from pathlib import Path
 from midilm.data.corpus.catalog import CorpusUnit
 from midilm.data.workers import TimeLimitExceeded, time_limit
 
+GAVE_UP = "gave up after"
+
 
 @dataclass(frozen=True)
 class ConversionJob:
     unit: CorpusUnit
     corpus_root: str
     output_dir: str
-    timeout_seconds: float | None
+    cpu_limit_seconds: float | None
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,17 @@ class PieceResult:
     cpu_seconds: float
     """CPU time of the conversion (comparable across busy and idle machines)."""
 
+    @property
+    def gave_up(self) -> bool:
+        """Whether the piece failed for lack of time (a larger limit may convert it)."""
+        return self.reason.startswith(GAVE_UP)
+
 
 @dataclass(frozen=True)
 class UnitResult:
     unit: CorpusUnit
     pieces: tuple[PieceResult, ...]
+    cpu_limit_seconds: float | None
 
 
 def quiet_worker() -> None:
@@ -73,16 +81,16 @@ def convert_unit(job: ConversionJob) -> UnitResult:
     for (midi, origin), number in zip(outputs, numbers, strict=True):
         started = time.process_time()
         try:
-            with time_limit(job.timeout_seconds):
+            with time_limit(job.cpu_limit_seconds):
                 data = _piece_midi(source, number, merge_tunes=unit.merge_tunes)
             _write_atomically(Path(job.output_dir) / midi, data)
             ok, reason = True, ""
         except TimeLimitExceeded:
-            ok, reason = False, f"timed out after {job.timeout_seconds:g} s"
+            ok, reason = False, f"{GAVE_UP} {job.cpu_limit_seconds:g} CPU-seconds"
         except Exception as exc:  # music21 raises many unrelated types; record, go on
             ok, reason = False, f"{type(exc).__name__}: {exc}"[:300]
         pieces.append(PieceResult(midi, origin, unit.licence, ok, reason, time.process_time() - started))
-    return UnitResult(unit, tuple(pieces))
+    return UnitResult(unit, tuple(pieces), job.cpu_limit_seconds)
 
 
 def _piece_midi(source: Path, number: int | None, *, merge_tunes: bool) -> bytes:
