@@ -4,7 +4,9 @@
 sampling time, prompt processing included. The baseline is the design
 notebook's way of sampling: its architecture (``seed``) at the notebook's shape,
 a full forward over the last 512 tokens for every token, no cache; it runs a
-few events in the same process and its tokens/s is compared with ours.
+few events in the same process and its tokens/s is compared with ours. The
+samplers take turns for ``--rounds`` rounds and medians are reported, so a
+change of machine load hits all of them alike.
 
     python bench/generate.py --arch gpt --preset small --batch 1 --prompt-events 56 --events 256 --threads 1
 """
@@ -17,6 +19,7 @@ sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import statistics  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -51,27 +54,34 @@ def main() -> None:
     parser.add_argument("--prompt-events", type=int, default=56)
     parser.add_argument("--events", type=int, default=256, help="events generated per sample")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument("--baseline-events", type=int, default=4, help="events the cache-free notebook sampler generates (it is slow); 0 skips it")
+    parser.add_argument("--rounds", type=int, default=3, help="turns each sampler takes; medians are reported")
+    parser.add_argument("--baseline-events", type=int, default=4, help="events the cache-free notebook sampler generates per round (it is slow); 0 skips it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = prompt_rows(args.prompt_events)
-    baseline = None
+    samplers: dict[str, tuple[torch.nn.Module, int, int, bool]] = {}
     if args.baseline_events:
         torch.manual_seed(0)
-        notebook = build_model(preset_config("seed", "small"))
-        baseline = measure(notebook, 1, start, args.baseline_events, cache=False)
+        samplers["notebook"] = (build_model(preset_config("seed", "small")), 1, args.baseline_events, False)
     for arch in args.arch.split(","):
         torch.manual_seed(0)
-        model = build_model(preset_config(arch, args.preset))
-        figures = measure(model, args.batch, start, args.events, cache=True)
+        samplers[arch] = (build_model(preset_config(arch, args.preset)), args.batch, args.events, True)
+    runs: dict[str, list[dict]] = {name: [] for name in samplers}
+    for round_ in range(args.rounds):
+        for name, (model, batch, events, cache) in samplers.items():
+            runs[name].append(measure(model, batch, start, events, cache=cache, seed=round_))
+    medians = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
+    for name, (model, batch, events, _) in samplers.items():
+        if name == "notebook":
+            continue
         line = {
-            "arch": arch, "preset": args.preset, "params": count_parameters(model), "batch": args.batch,
-            "prompt_events": args.prompt_events, "events": args.events, "threads": args.threads,
-            **{k: round(v, 2) for k, v in figures.items()},
+            "arch": name, "preset": args.preset, "params": count_parameters(model), "batch": batch,
+            "prompt_events": args.prompt_events, "events": events, "threads": args.threads, "rounds": args.rounds,
+            **{k: round(v, 2) for k, v in medians[name].items()},
         }
-        if baseline is not None:
-            line["notebook_tokens_per_s"] = round(baseline["tokens_per_s"], 2)
-            line["ratio_vs_notebook"] = round(figures["tokens_per_s"] / baseline["tokens_per_s"], 1)
+        if "notebook" in medians:
+            line["notebook_tokens_per_s"] = round(medians["notebook"]["tokens_per_s"], 2)
+            line["ratio_vs_notebook"] = round(medians[name]["tokens_per_s"] / medians["notebook"]["tokens_per_s"], 1)
         print(json.dumps(line), flush=True)
 
 

@@ -74,10 +74,11 @@ def sample_events(
 
     ``on_event(n)`` is called after each generated event (progress bars);
     Ctrl-C stops cleanly and returns what was generated so far. ``cache=False``
-    recomputes the whole context for every token, like the design notebook's
-    sampler (a baseline for benchmarks and tests).
+    recomputes the whole context for every token with the model as it is, like
+    the design notebook's sampler (a baseline for benchmarks and tests).
     """
     from midilm.model import make_decoder
+    from midilm.model.halfweights import for_sampling
 
     config.validate()
     device = next(model.parameters()).device
@@ -95,7 +96,7 @@ def sample_events(
     model.eval()
     try:
         with torch.inference_mode():
-            decoder = make_decoder(model, batch, cache=cache)
+            decoder = make_decoder(for_sampling(model) if cache else model, batch, cache=cache)
             decoder.prefill(torch.as_tensor(start.astype(np.int64), device=device).unsqueeze(0).expand(batch, -1, -1).contiguous())
             while done < config.events:
                 row = _sample_row(decoder, grammar, config, generators, finished, eos_allowed=done >= config.min_events)
