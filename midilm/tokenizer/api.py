@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer.encode import encode
+from midilm.tokenizer.encode import encode, encode_batch
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.reader import read_midi
+from midilm.tokenizer.reader import read_midi, read_midis
 from midilm.tokenizer.report import TokenizeReport
 from midilm.tokenizer.score import MidiScore, score_from_list
 
 Source = str | os.PathLike | bytes
+
+MAX_BATCH_FILES = 256
+"""Files :func:`tokenize_many` reads and encodes together at most (per-file tables grow with it)."""
+MAX_BATCH_BYTES = 256 << 10
+"""A batch stops growing once it holds this many bytes of MIDI data."""
 
 
 @dataclass
@@ -49,10 +55,55 @@ def tokenize(source: Source, options: TokenizerOptions | None = None) -> Tokeniz
     Raises :class:`~midilm.errors.MidiFileError` (naming the file and the
     reason) for data that is not a readable MIDI file.
     """
-    data, name = read_bytes(source)
-    report = TokenizeReport(source=name)
-    tokens = encode(read_midi(data, name), options or TokenizerOptions(), report)
-    return Tokenized(tokens, report)
+    (result,) = _tokenize_batch([read_bytes(source)], options or TokenizerOptions())
+    if isinstance(result, MidiFileError):
+        raise result
+    return result
+
+
+def tokenize_many(sources: Iterable[Source], options: TokenizerOptions | None = None) -> Iterator[Tokenized | MidiFileError]:
+    """Tokenize many MIDI files (paths or bytes): for each source, in order,
+    its :class:`Tokenized`, or the :class:`~midilm.errors.MidiFileError` that
+    :func:`tokenize` would raise for it (returned, not raised, so that one bad
+    file does not stop the others).
+
+    The same tokens as :func:`tokenize`, several times faster on small files:
+    files are read and encoded in batches, which share numpy's fixed cost per
+    call. A batch holds at most ``MAX_BATCH_FILES`` files or about
+    ``MAX_BATCH_BYTES`` bytes, so memory stays bounded.
+    """
+    options = options or TokenizerOptions()
+    batch: list[tuple[bytes, str | None] | MidiFileError] = []
+    size = 0
+    for source in sources:
+        try:
+            item: tuple[bytes, str | None] | MidiFileError = read_bytes(source)
+        except MidiFileError as error:
+            item = error
+        batch.append(item)
+        size += len(item[0]) if isinstance(item, tuple) else 0
+        if len(batch) >= MAX_BATCH_FILES or size >= MAX_BATCH_BYTES:
+            yield from _tokenize_batch(batch, options)
+            batch, size = [], 0
+    if batch:
+        yield from _tokenize_batch(batch, options)
+
+
+def _tokenize_batch(items: list[tuple[bytes, str | None] | MidiFileError], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
+    """Read and encode a batch of ``(data, name)`` items; an item that is
+    already an error (an unreadable path) stays one."""
+    results: list = list(items)
+    readable = [(i, item) for i, item in enumerate(items) if not isinstance(item, MidiFileError)]
+    parsed: list[tuple[int, MidiScore, TokenizeReport]] = []
+    for (i, (_, name)), score in zip(readable, read_midis([item for _, item in readable]), strict=True):
+        if isinstance(score, MidiFileError):
+            results[i] = score
+        else:
+            parsed.append((i, score, TokenizeReport(source=name)))
+    encoded = encode_batch([score for _, score, _ in parsed], options, [report for _, _, report in parsed])
+    for (i, _, report), tokens in zip(parsed, encoded, strict=True):
+        results[i] = tokens if isinstance(tokens, MidiFileError) else Tokenized(tokens, report)
+    return results
 
 
 def tokenize_score(score: MidiScore | list, options: TokenizerOptions | None = None, source: str | None = None) -> Tokenized:

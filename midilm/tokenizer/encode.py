@@ -1,4 +1,4 @@
-"""Score -> v2 tokens, exactly as the reference's ``MIDITokenizerV2.tokenize``.
+"""Scores -> v2 tokens, exactly as the reference's ``MIDITokenizerV2.tokenize``.
 
 The reference walks Python lists event by event; this module runs the same
 steps on an integer table with numpy, in the same order (``docs/tokenizer.md``
@@ -12,15 +12,24 @@ describes each step and its quirks):
 4. add default instruments, detect or fix key signatures;
 5. sort, collapse the "setup" before the first note, emit with range checks.
 
+The table holds a batch of files at once: every grouping and sort key starts
+with the file, so files never mix, and numpy's fixed cost per call (which
+dominates small files) is paid once per batch. What the reference decides per
+file with Python dicts (channel order, renumbering, key detection) is decided
+here per file too, from a few numbers gathered for all files at once.
+
 The working table extends the score table (:mod:`midilm.tokenizer.score`):
 TIME replaces TICK (1/16 beats from the start), PARAM0..3 hold token values
 (channel, pitch, velocity, duration of a note; bpm of a tempo; nn - 1, dd - 1
-of a time signature; sf + 7, mi of a key signature) and POSITION is the
-event's place in the reference's event list, which breaks every tie the way
-the reference's stable sort does.
+of a time signature; sf + 7, mi of a key signature), POSITION is the event's
+place in the reference's event list, which breaks every tie the way the
+reference's stable sort does, and FILE is the file's index in the batch.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,16 +37,33 @@ from midilm import vocab
 from midilm.errors import MidiFileError
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.report import TokenizeReport
-from midilm.tokenizer.score import CONTROL, KEY_SIG, KIND, NOTE, PARAM0, PARAM1, PARAM2, PARAM3, PATCH, TEMPO, TIME_SIG, TRACK, MidiScore
+from midilm.tokenizer.score import (
+    CONTROL,
+    KEY_SIG,
+    KIND,
+    N_COLUMNS,
+    NOTE,
+    PARAM0,
+    PARAM1,
+    PARAM2,
+    PARAM3,
+    PATCH,
+    TEMPO,
+    TIME_SIG,
+    TRACK,
+    MidiScore,
+)
 from midilm.tokenizer.score import TICK as TIME
 
 POSITION = 7
-WIDTH = 8
+FILE = 8
+WIDTH = 9
 """Columns of the working table."""
 
 MAX_TRACKS = vocab.PARAM_SIZES["track"]
 """The reference reads only this many tracks of a score."""
 STEPS_PER_BEAT = vocab.PARAM_SIZES["time2"]
+CHANNELS = 16
 DRUM_CHANNEL = 9
 NO_KEY_SF = 7
 """Token value of sf = 0 (C major / A minor), which the reference treats as "unknown key"."""
@@ -46,6 +72,8 @@ MAX_DURATION = vocab.PARAM_SIZES["duration"]
 MAX_BPM = vocab.PARAM_SIZES["bpm"] - 1
 MAX_TICKS = 1 << 48
 """Larger times would lose exactness in float64 (the reference's arithmetic)."""
+TRACK_BITS = 12
+"""``FILE << TRACK_BITS | TRACK`` names a track across the batch (renumbered tracks stay below 16 * 128)."""
 
 _SORT_RANK = np.array([5, 3, 4, 2, 0, 1], np.int64)
 """Rank of each kind (note, patch, control, tempo, time sig, key sig) among events at the same time and track."""
@@ -62,33 +90,107 @@ _EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], np.in
 
 def encode(score: MidiScore, options: TokenizerOptions, report: TokenizeReport) -> np.ndarray:
     """Token rows [n, 8] (``vocab.TOKEN_DTYPE``) of a score; fills ``report``."""
+    (tokens,) = encode_batch([score], options, [report])
+    if isinstance(tokens, MidiFileError):
+        raise tokens
+    return tokens
+
+
+def encode_batch(scores: Sequence[MidiScore], options: TokenizerOptions, reports: Sequence[TokenizeReport]) -> list[np.ndarray | MidiFileError]:
+    """Token rows of each score, or the :class:`~midilm.errors.MidiFileError`
+    that refuses it (a hand-built score with impossible values); fills the
+    score's report. The scores are encoded together, as one table."""
     options = options.resolved()
-    report.ticks_per_beat = score.ticks_per_beat
-    report.tracks = score.tracks
-    report.input_events = len(score.events) + sum(score.dropped.values())
-    for reason, count in score.dropped.items():
-        report.drop(reason, count)
-    report.warnings.extend(score.warnings)
+    results: list[np.ndarray | MidiFileError] = []
+    accepted: list[int] = []
+    for score, report in zip(scores, reports, strict=True):
+        report.ticks_per_beat = score.ticks_per_beat
+        report.tracks = score.tracks
+        report.input_events = len(score.events) + sum(score.dropped.values())
+        for reason, count in score.dropped.items():
+            report.drop(reason, count)
+        report.warnings.extend(score.warnings)
+        try:
+            _check(score, report.source)
+        except MidiFileError as error:
+            results.append(error)
+        else:
+            accepted.append(len(results))
+            results.append(np.zeros(0))
+    if accepted:
+        batch = _Batch([reports[i] for i in accepted], [scores[i].ticks_per_beat for i in accepted])
+        tokens = _encode([scores[i].events for i in accepted], batch, options)
+        for index, rows in zip(accepted, tokens, strict=True):
+            results[index] = rows
+    return results
 
-    events, pre_dedup_key_sf = _select(score, options, report)
-    layout = _Layout.of(events, min(score.tracks, MAX_TRACKS))
-    events = _deduplicate(events, report)
+
+def _check(score: MidiScore, source: str | None) -> None:
+    """Refuse a score whose numbers no MIDI file gives."""
+    table = score.events
+    if not len(table):
+        return
+    if score.ticks_per_beat <= 0:
+        raise MidiFileError(source, f"ticks per beat is {score.ticks_per_beat}")
+    low, high = table.min(axis=0).tolist(), table.max(axis=0).tolist()
+    if min(low) <= -MAX_TICKS or max(high) >= MAX_TICKS:
+        raise MidiFileError(source, "event times or values beyond 2**48: not a plausible score")
+    if low[KIND] < NOTE or high[KIND] > KEY_SIG or low[TRACK] < 0 or high[TRACK] >= score.tracks:
+        raise MidiFileError(source, f"a score of {score.tracks} tracks holds an event of kind {low[KIND]}..{high[KIND]} on track {low[TRACK]}..{high[TRACK]}")
+
+
+class _Batch:
+    """The files of a batch: their ticks per beat, and their reports, which
+    count drops and additions by file."""
+
+    def __init__(self, reports: list[TokenizeReport], ticks_per_beat: list[float]) -> None:
+        self.reports = reports
+        self.count = len(reports)
+        self.ticks_per_beat = np.array(ticks_per_beat, np.float64)
+
+    def drop(self, reason: str, files: np.ndarray) -> None:
+        """Count one drop for ``reason`` per entry of ``files`` (file indices)."""
+        for report, count in self._per_file(files):
+            report.drop(reason, count)
+
+    def add(self, reason: str, files: np.ndarray) -> None:
+        for report, count in self._per_file(files):
+            report.add(reason, count)
+
+    def _per_file(self, files: np.ndarray) -> list[tuple[TokenizeReport, int]]:
+        if not len(files):
+            return []
+        if self.count == 1:
+            return [(self.reports[0], len(files))]
+        counts = np.bincount(files, minlength=self.count)
+        return [(self.reports[file], int(counts[file])) for file in counts.nonzero()[0].tolist()]
+
+
+def _encode(tables: list[np.ndarray], batch: _Batch, options: TokenizerOptions) -> list[np.ndarray]:
+    lengths = [len(table) for table in tables]
+    events = np.empty((sum(lengths), WIDTH), np.int64)
+    np.concatenate(tables, out=events[:, :N_COLUMNS])
+    events[:, FILE] = np.repeat(np.arange(batch.count), lengths)
+
+    events, pre_dedup_key_sf = _select(events, options, batch)
+    layouts = _Layout.of(events, batch.count, [min(report.tracks, MAX_TRACKS) for report in batch.reports])
+    events = _deduplicate(events, batch)
     if options.remap_track_channel:
-        events, channels, home, patch_channels, track_channels, empty = _remap(events, layout, options, report)
-        key_sf = events[events[:, KIND] == KEY_SIG, PARAM0]
+        events, instruments = _remap(events, layouts, options, batch)
+        key_sig = events[:, KIND] == KEY_SIG
+        key_sf = events[key_sig][:, [FILE, PARAM0]]
     else:
-        channels, home, patch_channels = layout.channels, layout.first_note_track, layout.patch_channels
-        track_channels, empty, key_sf = layout.track_channels, layout.empty_channels, pre_dedup_key_sf
+        instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     if options.add_default_instr:
-        events = _add_default_instruments(events, channels, home, patch_channels, report)
-    events = _fix_key_signatures(events, key_sf, layout.pitch_class_hist, track_channels, options, report)
-    events = _collapse_setup(_sort(events), report)
-    if options.remove_empty_channels and empty:
-        events = _drop_empty_channels(events, empty, report)
-    return _emit(events, options, report)
+        events = _add_default_instruments(events, instruments, batch)
+    events = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
+    events = _collapse_setup(_sort(events), batch)
+    if options.remove_empty_channels and any(i.empty for i in instruments):
+        events = _drop_empty_channels(events, instruments, batch)
+    return _emit(events, options, batch)
 
 
-def quantize(ticks: np.ndarray, ticks_per_beat: float) -> np.ndarray:
+def quantize(ticks: np.ndarray, ticks_per_beat: float | np.ndarray) -> np.ndarray:
     """``round(16 * tick / ticks_per_beat)`` with Python's float division and
     round-half-even, as the reference computes it (exact for ticks < 2**48)."""
     return np.rint((ticks * STEPS_PER_BEAT) / ticks_per_beat).astype(np.int64)
@@ -107,45 +209,42 @@ _VALIDITY = (
 """The reference's checks of meta events before anything else: (reason, kind, invalid rows)."""
 
 
-def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1: the events the reference keeps from the score, as a working table
-    in score order; also the sf values of every key signature kept here (raw
-    mode decides about key detection on them, before deduplication)."""
-    table = score.events
-    if not len(table):
-        return np.zeros((0, WIDTH), np.int64), np.zeros(0, np.int64)
-    if score.ticks_per_beat <= 0:
-        raise MidiFileError(report.source, f"ticks per beat is {score.ticks_per_beat}")
-    if np.abs(table).max() >= MAX_TICKS:
-        raise MidiFileError(report.source, "event times or values beyond 2**48: not a plausible score")
-    kind = table[:, KIND]
+def _select(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: the events the reference keeps from the scores, in score order,
+    converted in place to the working table; also the (file, sf) rows of
+    every key signature kept here (raw mode decides about key detection on
+    them, before deduplication)."""
+    if not len(events):
+        return events, np.zeros((0, 2), np.int64)
+    kind, file = events[:, KIND], events[:, FILE]
     present = np.bincount(kind, minlength=6)
-    keep = table[:, TRACK] < MAX_TRACKS
-    report.drop("track_limit", len(table) - np.count_nonzero(keep))
-    first, second = table[:, PARAM0], table[:, PARAM1]
+    keep = events[:, TRACK] < MAX_TRACKS
+    if not keep.all():
+        batch.drop("track_limit", file[~keep])
+    first, second = events[:, PARAM0], events[:, PARAM1]
     if present[:3].any():
         channel = first[kind <= CONTROL]
-        if channel.min() < 0 or channel.max() > 15:
-            invalid = keep & (kind <= CONTROL) & ((first < 0) | (first > 15))
-            report.drop("invalid_channel", np.count_nonzero(invalid))
+        if channel.min() < 0 or channel.max() >= CHANNELS:
+            invalid = keep & (kind <= CONTROL) & ((first < 0) | (first >= CHANNELS))
+            batch.drop("invalid_channel", file[invalid])
             keep &= ~invalid
     for reason, meta_kind, is_invalid in _VALIDITY:
         if present[meta_kind]:
             rows = (kind == meta_kind).nonzero()[0]
             invalid = rows[is_invalid(first[rows], second[rows]) & keep[rows]]
-            report.drop(reason, len(invalid))
+            batch.drop(reason, file[invalid])
             keep[invalid] = False
-    table = table[keep]
-    kind = table[:, KIND]
+    if not keep.all():
+        events = events[keep]
+        kind, file = events[:, KIND], events[:, FILE]
 
-    events = np.empty((len(table), WIDTH), np.int64)
-    events[:, :POSITION] = table
-    events[:, TIME] = quantize(table[:, TIME], score.ticks_per_beat)
-    note = kind == NOTE
-    events[note, PARAM3] = np.maximum(1, quantize(table[note, PARAM3], score.ticks_per_beat))
+    ticks_per_beat = batch.ticks_per_beat[file]
+    events[:, TIME] = quantize(events[:, TIME], ticks_per_beat)
+    note = (kind == NOTE).nonzero()[0]
+    events[note, PARAM3] = np.maximum(1, quantize(events[note, PARAM3], ticks_per_beat[note]))
     if present[TEMPO]:
         tempo = kind == TEMPO
-        events[tempo, PARAM0] = tempo_to_bpm(table[tempo, PARAM0])
+        events[tempo, PARAM0] = tempo_to_bpm(events[tempo, PARAM0])
     if present[TIME_SIG]:
         time_sig = kind == TIME_SIG
         events[time_sig, PARAM0:PARAM2] -= 1
@@ -153,14 +252,20 @@ def _select(score: MidiScore, options: TokenizerOptions, report: TokenizeReport)
     if present[KEY_SIG]:
         events[kind == KEY_SIG, PARAM0] += NO_KEY_SF
 
-    keep = _repeat_filter(events, present, options, report)
+    keep = _repeat_filter(events, present, options, batch)
     if keep is not None:
         events = events[keep]
     events[:, POSITION] = np.arange(len(events))
-    return events, events[events[:, KIND] == KEY_SIG, PARAM0] if present[KEY_SIG] else np.zeros(0, np.int64)
+    key_sf = events[events[:, KIND] == KEY_SIG][:, [FILE, PARAM0]] if present[KEY_SIG] else np.zeros((0, 2), np.int64)
+    return events, key_sf
 
 
-def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOptions, report: TokenizeReport) -> np.ndarray | None:
+def _file_track(events: np.ndarray) -> np.ndarray:
+    """Each row's track, named across the batch."""
+    return (events[:, FILE] << TRACK_BITS) | events[:, TRACK]
+
+
+def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOptions, batch: _Batch) -> np.ndarray | None:
     """Which events survive the reference's per-track repeat filters (None:
     all): a program equal to the channel's last one, a control value within
     ``cc_eps`` of the last kept one (initially 0), a tempo within
@@ -168,22 +273,24 @@ def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOp
     if not present[PATCH] and not present[CONTROL] and not present[TEMPO]:
         return None
     keep = np.ones(len(events), bool)
-    kind = events[:, KIND]
+    kind, file, track = events[:, KIND], events[:, FILE], _file_track(events)
     if present[PATCH]:
         rows = (kind == PATCH).nonzero()[0]
-        ordered = rows[_order(events[rows, TRACK] * 16 + events[rows, PARAM0])]
-        same = (events[ordered[1:], TRACK] == events[ordered[:-1], TRACK]) & (events[ordered[1:], PARAM0] == events[ordered[:-1], PARAM0])
-        repeat = same & (events[ordered[1:], PARAM1] == events[ordered[:-1], PARAM1])
-        keep[ordered[1:][repeat]] = False
-        report.drop("repeated_patch", np.count_nonzero(repeat))
+        voice = track[rows] * CHANNELS + events[rows, PARAM0]
+        order = _order(voice)
+        ordered, voice = rows[order], voice[order]
+        program = events[ordered, PARAM1]
+        repeat = ordered[1:][(voice[1:] == voice[:-1]) & (program[1:] == program[:-1])]
+        keep[repeat] = False
+        batch.drop("repeated_patch", file[repeat])
     if present[CONTROL]:
         rows = (kind == CONTROL).nonzero()[0]
-        keep[rows] = _hysteresis((events[rows, TRACK], events[rows, PARAM0], events[rows, PARAM1]), events[rows, PARAM2], options.cc_eps)
-        report.drop("cc_within_eps", len(rows) - np.count_nonzero(keep[rows]))
+        keep[rows] = _hysteresis((track[rows], events[rows, PARAM0], events[rows, PARAM1]), events[rows, PARAM2], options.cc_eps)
+        batch.drop("cc_within_eps", file[rows[~keep[rows]]])
     if present[TEMPO]:
         rows = (kind == TEMPO).nonzero()[0]
-        keep[rows] = _hysteresis((events[rows, TRACK],), events[rows, PARAM0], options.tempo_eps)
-        report.drop("tempo_within_eps", len(rows) - np.count_nonzero(keep[rows]))
+        keep[rows] = _hysteresis((track[rows],), events[rows, PARAM0], options.tempo_eps)
+        batch.drop("tempo_within_eps", file[rows[~keep[rows]]])
     return keep
 
 
@@ -245,50 +352,70 @@ def _first_seen(values: np.ndarray) -> list[int]:
     return ordered[starts][np.argsort(order[starts])].tolist()
 
 
-class _Layout:
-    """Which channels and tracks carry what, as the reference records it
-    while reading the events (before deduplication)."""
+@dataclass
+class _Instruments:
+    """What steps 4 and 5 need to know of a file's channels and tracks
+    (as read, or as renumbered)."""
 
-    def __init__(self) -> None:
-        self.channels: list[int] = []
-        """Channels of notes, program and control changes, in order of first use."""
+    channels: list[int] = field(default_factory=list)
+    """Channels of notes, program and control changes, in the reference's order."""
+    home: dict[int, int] = field(default_factory=dict)
+    """Channel -> track of its first note."""
+    patch_channels: set[int] = field(default_factory=set)
+    track_channels: dict[int, list[int]] = field(default_factory=dict)
+    """Track -> channels of its notes."""
+    empty: list[int] = field(default_factory=list)
+    """Channels without notes."""
+
+
+class _Layout:
+    """Which channels and tracks of a file carry what, as the reference
+    records it while reading the events (before deduplication)."""
+
+    def __init__(self, tracks: int) -> None:
         self.track_map: dict[int, list[int]] = {}
         """Channel -> tracks it is used in, in order of first use."""
         self.note_tracks: dict[int, list[int]] = {}
         """Channel -> tracks with notes on it, in order of first note."""
-        self.first_note_track: dict[int, int] = {}
-        self.empty_channels: list[int] = []
-        self.patch_channels: set[int] = set()
-        self.track_channels: dict[int, list[int]] = {}
-        """Track -> channels of its notes, for every track read (raw mode's view)."""
+        self.instruments = _Instruments(track_channels={t: [] for t in range(tracks)})
+        """The raw mode's view: ``track_channels`` has every track read."""
         self.pitch_class_hist = np.zeros(12, np.int64)
 
     @classmethod
-    def of(cls, events: np.ndarray, tracks: int) -> _Layout:
-        layout = cls()
-        layout.track_channels = {t: [] for t in range(tracks)}
+    def of(cls, events: np.ndarray, files: int, tracks: list[int]) -> list[_Layout]:
+        """The layout of each file of the batch."""
+        layouts = [cls(count) for count in tracks]
         kind = events[:, KIND]
         used = (kind <= CONTROL).nonzero()[0]
         if not len(used):
-            return layout
-        channel, track, is_note = events[used, PARAM0], events[used, TRACK], kind[used] == NOTE
-        for code in _first_seen((channel * MAX_TRACKS + track) * 2 + is_note):
+            return layouts
+        file, channel, track, is_note = events[used, FILE], events[used, PARAM0], events[used, TRACK], kind[used] == NOTE
+        for code in _first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note):
             pair, note = divmod(code, 2)
-            c, t = divmod(pair, MAX_TRACKS)
+            file_channel, t = divmod(pair, MAX_TRACKS)
+            f, c = divmod(file_channel, CHANNELS)
+            layout = layouts[f]
+            instruments = layout.instruments
             if c not in layout.track_map:
-                layout.channels.append(c)
+                instruments.channels.append(c)
                 layout.track_map[c] = []
             if t not in layout.track_map[c]:
                 layout.track_map[c].append(t)
             if note:
                 layout.note_tracks.setdefault(c, []).append(t)
-                layout.track_channels[t].append(c)
-        layout.first_note_track = {c: tracks_of[0] for c, tracks_of in layout.note_tracks.items()}
-        layout.empty_channels = [c for c in layout.channels if c not in layout.note_tracks]
-        layout.patch_channels = set(channel[kind[used] == PATCH].tolist())
+                instruments.track_channels[t].append(c)
+        for layout in layouts:
+            instruments = layout.instruments
+            instruments.home = {c: tracks_of[0] for c, tracks_of in layout.note_tracks.items()}
+            instruments.empty = [c for c in instruments.channels if c not in layout.note_tracks]
+        patch = kind[used] == PATCH
+        for code in _first_seen(file[patch] * CHANNELS + channel[patch]):
+            layouts[code // CHANNELS].instruments.patch_channels.add(code % CHANNELS)
         melodic = is_note & (channel != DRUM_CHANNEL)
-        layout.pitch_class_hist = np.bincount(events[used[melodic], PARAM1] % 12, minlength=12)
-        return layout
+        hist = np.bincount(file[melodic] * 12 + events[used[melodic], PARAM1] % 12, minlength=12 * files).reshape(files, 12)
+        for layout, counts in zip(layouts, hist, strict=True):
+            layout.pitch_class_hist = counts
+        return layouts
 
 
 def _dedup_key(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -315,7 +442,7 @@ def _group_bounds(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _deduplicate(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
+def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     """Step 2: the reference's event dict, in its insertion order.
 
     A later event with the same key replaces the earlier one in its place. A
@@ -326,11 +453,11 @@ def _deduplicate(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
     count = len(events)
     if count < 2:
         return events
-    events = events.copy()
     popped = np.zeros(count, bool)
     notes = (events[:, KIND] == NOTE).nonzero()[0]
+    file_track = _file_track(events)
     if len(notes) > 1:
-        track, channel, pitch = events[notes, TRACK], events[notes, PARAM0], events[notes, PARAM1]
+        track, channel, pitch = file_track[notes], events[notes, PARAM0], events[notes, PARAM1]
         voice_order = _order(track, channel, pitch)
         by_voice = notes[voice_order]
         same_voice = ~_group_bounds(track[voice_order], channel[voice_order], pitch[voice_order])[1][:-1]
@@ -340,9 +467,9 @@ def _deduplicate(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
         popped[earlier[gap <= 0]] = True
 
     first, second = _dedup_key(events)
-    kind, time, track = events[:, KIND], events[:, TIME], events[:, TRACK]
-    order = _order(kind, time, track, first, second)
-    starts, ends = _group_bounds(kind[order], time[order], track[order], first[order], second[order])
+    kind, time = events[:, KIND], events[:, TIME]
+    order = _order(kind, time, file_track, first, second)
+    starts, ends = _group_bounds(kind[order], time[order], file_track[order], first[order], second[order])
     if ends.all() and not popped.any():
         return events
     popped_sorted = popped[order]
@@ -350,73 +477,86 @@ def _deduplicate(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
     chain_start[1:] |= popped_sorted[:-1]
     chain_first = order[np.maximum.accumulate(np.where(chain_start, np.arange(count), 0))]
     survives = ends & ~popped_sorted
-    report.drop("note_overlap", np.count_nonzero(popped))
-    report.drop("duplicate", count - np.count_nonzero(popped) - np.count_nonzero(survives))
+    file = events[:, FILE]
+    batch.drop("note_overlap", file[popped])
+    batch.drop("duplicate", file[order[~survives & ~popped_sorted]])
     result = events[order[survives]]
     result[:, POSITION] = chain_first[survives]
     return result[np.argsort(result[:, POSITION])]
 
 
-def _remap(
-    events: np.ndarray, layout: _Layout, options: TokenizerOptions, report: TokenizeReport
-) -> tuple[np.ndarray, list[int], dict[int, int], set[int], dict[int, list[int]], list[int]]:
+def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
+    """Original channel -> packed channel, in the reference's order (drums stay on 9)."""
+    instruments = layout.instruments
+    empty = set(instruments.empty)
+    channel_map: dict[int, int] = {DRUM_CHANNEL: DRUM_CHANNEL} if DRUM_CHANNEL in layout.track_map else {}
+    order = sorted(instruments.channels, key=lambda c: c in empty) if options.remove_empty_channels else instruments.channels
+    for channel in order:
+        if channel != DRUM_CHANNEL:
+            value = len(channel_map) - (DRUM_CHANNEL in channel_map)
+            channel_map[channel] = value + (value >= DRUM_CHANNEL)
+    return channel_map
+
+
+def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions, batch: _Batch) -> tuple[np.ndarray, list[_Instruments]]:
     """Step 3: pack channels densely (drums stay on 9) and give each
     (channel, track) pair with notes a track of its own, numbered from 1 in
     channel order; tempo and time signatures go to track 0, program and
     control changes of a channel with notes elsewhere to its first note track.
 
-    Returns the rewritten events, the channels in the reference's order, each
-    channel's home track (of its first note), the channels with a program
-    change, track -> channels, and the channels without notes.
+    Returns the rewritten events and each file's renumbered instruments.
     """
-    empty = set(layout.empty_channels)
-    channel_map: dict[int, int] = {DRUM_CHANNEL: DRUM_CHANNEL} if DRUM_CHANNEL in layout.track_map else {}
-    order = sorted(layout.channels, key=lambda c: c in empty) if options.remove_empty_channels else layout.channels
-    for channel in order:
-        if channel != DRUM_CHANNEL:
-            value = len(channel_map) - (DRUM_CHANNEL in channel_map)
-            channel_map[channel] = value + (value >= DRUM_CHANNEL)
+    new_track = np.zeros((batch.count, CHANNELS, MAX_TRACKS), np.int64)
+    has_notes = np.zeros((batch.count, CHANNELS, MAX_TRACKS), bool)
+    first_note_track = np.full((batch.count, CHANNELS), -1, np.int64)
+    mapped = np.zeros((batch.count, CHANNELS), np.int64)
+    channel_maps = []
+    for file, layout in enumerate(layouts):
+        channel_map = _channel_map(layout, options)
+        channel_maps.append(channel_map)
+        empty = set(layout.instruments.empty)
+        next_track = 0
+        for channel in sorted(channel_map, key=channel_map.get):
+            mapped[file, channel] = channel_map[channel]
+            note_tracks = layout.note_tracks.get(channel, [])
+            if note_tracks:
+                has_notes[file, channel, note_tracks] = True
+                first_note_track[file, channel] = note_tracks[0]
+            if options.remove_empty_channels and channel in empty:
+                continue
+            for track in layout.track_map[channel]:
+                if not note_tracks or track in note_tracks:
+                    next_track += 1
+                    new_track[file, channel, track] = next_track
 
-    new_track = np.zeros((16, MAX_TRACKS), np.int64)
-    has_notes = np.zeros((16, MAX_TRACKS), bool)
-    first_note_track = np.full(16, -1, np.int64)
-    mapped = np.zeros(16, np.int64)
-    next_track = 0
-    for channel in sorted(channel_map, key=channel_map.get):
-        mapped[channel] = channel_map[channel]
-        note_tracks = layout.note_tracks.get(channel, [])
-        if note_tracks:
-            has_notes[channel, note_tracks] = True
-            first_note_track[channel] = note_tracks[0]
-        if options.remove_empty_channels and channel in empty:
-            continue
-        for track in layout.track_map[channel]:
-            if not note_tracks or track in note_tracks:
-                next_track += 1
-                new_track[channel, track] = next_track
-
-    events = events.copy()
-    kind, track = events[:, KIND], events[:, TRACK]
+    kind, track, file = events[:, KIND], events[:, TRACK], events[:, FILE]
     original_track = track.copy()
     used = kind <= CONTROL
     channel = np.where(used, events[:, PARAM0], 0)
-    moved = used & (kind != NOTE) & (first_note_track[channel] >= 0) & ~has_notes[channel, track]
-    source = np.where(moved, first_note_track[channel], track)
-    events[:, TRACK] = np.where(used, new_track[channel, source], np.where(kind == KEY_SIG, track, 0))
-    events[used, PARAM0] = mapped[channel[used]]
-    events = _spread_key_signatures(events, original_track, mapped, new_track, report)
+    home_track = first_note_track[file, channel]
+    moved = used & (kind != NOTE) & (home_track >= 0) & ~has_notes[file, channel, track]
+    source = np.where(moved, home_track, track)
+    events[:, TRACK] = np.where(used, new_track[file, channel, source], np.where(kind == KEY_SIG, track, 0))
+    events[used, PARAM0] = mapped[file[used], channel[used]]
+    events = _spread_key_signatures(events, original_track, mapped, new_track, batch)
 
+    instruments = [_Instruments(channels=list(channel_map.values())) for channel_map in channel_maps]
     notes = events[events[:, KIND] == NOTE]
-    home = dict(zip(*(_first_rows(notes[:, PARAM0], notes[:, TRACK])), strict=True))
-    patch_channels = set(events[events[:, KIND] == PATCH, PARAM0].tolist())
-    track_channels: dict[int, list[int]] = {}
-    for original in range(16):
-        if original in channel_map:
-            for track_index in layout.track_map[original]:
-                channels_of = track_channels.setdefault(int(new_track[original, track_index]), [])
-                if channel_map[original] not in channels_of:
-                    channels_of.append(channel_map[original])
-    return events, list(channel_map.values()), home, patch_channels, track_channels, [channel_map[c] for c in layout.empty_channels]
+    for code, track_index in zip(*_first_rows(notes[:, FILE] * CHANNELS + notes[:, PARAM0], notes[:, TRACK]), strict=True):
+        instruments[code // CHANNELS].home[code % CHANNELS] = track_index
+    patches = events[events[:, KIND] == PATCH]
+    for code in _first_seen(patches[:, FILE] * CHANNELS + patches[:, PARAM0]):
+        instruments[code // CHANNELS].patch_channels.add(code % CHANNELS)
+    for file, (layout, channel_map, renumbered) in enumerate(zip(layouts, channel_maps, instruments, strict=True)):
+        renumbered.empty = [channel_map[c] for c in layout.instruments.empty]
+        new_track_of = new_track[file].tolist()
+        for original in range(CHANNELS):
+            if original in channel_map:
+                for track_index in layout.track_map[original]:
+                    channels_of = renumbered.track_channels.setdefault(new_track_of[original][track_index], [])
+                    if channel_map[original] not in channels_of:
+                        channels_of.append(channel_map[original])
+    return events, instruments
 
 
 def _first_rows(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[int]]:
@@ -434,7 +574,7 @@ def _spread_key_signatures(
     original_track: np.ndarray,
     mapped: np.ndarray,
     new_track: np.ndarray,
-    report: TokenizeReport,
+    batch: _Batch,
 ) -> np.ndarray:
     """Put each key signature on the new tracks its original track became:
     the first (channel, track) pair (in original channel order) takes the
@@ -446,12 +586,11 @@ def _spread_key_signatures(
         return events
     copies = []
     delete = []
-    for row in rows.tolist():
-        track = int(original_track[row])
+    for row, file, track in zip(rows.tolist(), events[rows, FILE].tolist(), original_track[rows].tolist(), strict=True):
         pairs: list[tuple[int, int]] = []
-        for channel in range(16):
-            if new_track[channel, track]:
-                pair = (int(mapped[channel]), int(new_track[channel, track]))
+        for channel, renumbered in enumerate(new_track[file, :, track].tolist()):
+            if renumbered:
+                pair = (int(mapped[file, channel]), renumbered)
                 if pair not in pairs:
                     pairs.append(pair)
         if not pairs:
@@ -467,15 +606,16 @@ def _spread_key_signatures(
             if channel == DRUM_CHANNEL:
                 copy[PARAM0] = NO_KEY_SF
             copies.append(copy)
-    report.drop("key_signature_untracked", len(delete))
-    report.add("key_signature_copy", len(copies))
+    batch.drop("key_signature_untracked", events[delete, FILE])
+    batch.add("key_signature_copy", np.array([copy[FILE] for copy in copies], np.int64))
     if delete:
-        events = events[np.isin(np.arange(len(events)), delete, invert=True)]
+        events = np.delete(events, delete, axis=0)
     return _append(events, copies)
 
 
 def _append(events: np.ndarray, new: list) -> np.ndarray:
-    """Append rows at the end of the reference's event list."""
+    """Append rows at the end of the reference's event list (of their file:
+    every later step sorts or groups by file first)."""
     if not new:
         return events
     start = int(events[:, POSITION].max()) + 1 if len(events) else 0
@@ -484,13 +624,14 @@ def _append(events: np.ndarray, new: list) -> np.ndarray:
     return np.concatenate([events, rows])
 
 
-def _add_default_instruments(
-    events: np.ndarray, channels: list[int], home: dict[int, int], patch_channels: set[int], report: TokenizeReport
-) -> np.ndarray:
+def _add_default_instruments(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
     """Step 4a: program 0 at time 0 on the home track of every channel that has
     notes but no program change (the drum channel included)."""
-    added = [[PATCH, 0, home[c], c, 0, 0, 0, 0] for c in channels if c not in patch_channels and c in home]
-    report.add("default_patch", len(added))
+    added = []
+    for file, (of_file, report) in enumerate(zip(instruments, batch.reports, strict=True)):
+        rows = [[PATCH, 0, of_file.home[c], c, 0, 0, 0, 0, file] for c in of_file.channels if c not in of_file.patch_channels and c in of_file.home]
+        report.add("default_patch", len(rows))
+        added += rows
     return _append(events, added)
 
 
@@ -522,125 +663,171 @@ def key_to_sf(root: int, minor: int) -> int:
 def _fix_key_signatures(
     events: np.ndarray,
     key_sf: np.ndarray,
-    pitch_class_hist: np.ndarray,
-    track_channels: dict[int, list[int]],
+    pitch_class_hists: list[np.ndarray],
+    instruments: list[_Instruments],
     options: TokenizerOptions,
-    report: TokenizeReport,
+    batch: _Batch,
 ) -> np.ndarray:
-    """Step 4b: when no key signature, or only C major/A minor ones (``key_sf``
-    says which the reference looks at), detect the key from the notes: add it
-    to every track, or write it into the existing ones; if no key is found,
-    the C major/A minor ones are removed."""
-    if len(key_sf) and not np.all(key_sf == NO_KEY_SF):
+    """Step 4b: in a file with no key signature, or only C major/A minor ones
+    (``key_sf``, rows (file, sf), says which the reference looks at), detect
+    the key from the notes: add it to every track, or write it into the
+    existing ones; if no key is found, the C major/A minor ones are removed."""
+    looked_at = np.bincount(key_sf[:, 0], minlength=batch.count)
+    known = np.bincount(key_sf[key_sf[:, 1] != NO_KEY_SF, 0], minlength=batch.count)
+    undecided = (known == 0).nonzero()[0].tolist()
+    if not undecided:
         return events
-    root = detect_key(pitch_class_hist)
-    rows = (events[:, KIND] == KEY_SIG).nonzero()[0] if len(key_sf) else []
-    if root is None:
-        if len(key_sf) > len(rows):
-            report.warn("the reference crashes on this file (raw mode, duplicate key signatures); they are removed")
-        report.drop("default_key_signature", len(rows))
-        return events[events[:, KIND] != KEY_SIG] if len(rows) else events
-    sf = key_to_sf(root, 0) + NO_KEY_SF
-    if not len(key_sf):
-        added = [
-            [KEY_SIG, 0, track, NO_KEY_SF if channels == [DRUM_CHANNEL] else sf, 0, 0, 0, 0]
-            for track, channels in track_channels.items()
-            if not (options.remap_track_channel and track == 0)
-        ]
-        report.add("detected_key_signature", len(added))
-        return _append(events, added)
-    events = events.copy()
-    for row in rows.tolist():
-        if track_channels.get(int(events[row, TRACK])) != [DRUM_CHANNEL]:
-            events[row, PARAM0], events[row, PARAM1] = sf, 0
-    return events
+    rows = (events[:, KIND] == KEY_SIG).nonzero()[0]
+    rows = rows[np.argsort(events[rows, FILE], kind="stable")]
+    bounds = np.searchsorted(events[rows, FILE], np.arange(batch.count + 1)).tolist()
+    removed, rewritten, added = [], [], []
+    for file in undecided:
+        root = detect_key(pitch_class_hists[file])
+        report = batch.reports[file]
+        of_file = rows[bounds[file] : bounds[file + 1]].tolist() if looked_at[file] else []
+        if root is None:
+            if looked_at[file] > len(of_file):
+                report.warn("the reference crashes on this file (raw mode, duplicate key signatures); they are removed")
+            report.drop("default_key_signature", len(of_file))
+            removed += of_file
+            continue
+        sf = key_to_sf(root, 0) + NO_KEY_SF
+        track_channels = instruments[file].track_channels
+        if not looked_at[file]:
+            new = [
+                [KEY_SIG, 0, track, NO_KEY_SF if channels == [DRUM_CHANNEL] else sf, 0, 0, 0, 0, file]
+                for track, channels in track_channels.items()
+                if not (options.remap_track_channel and track == 0)
+            ]
+            report.add("detected_key_signature", len(new))
+            added += new
+            continue
+        for row in of_file:
+            if track_channels.get(int(events[row, TRACK])) != [DRUM_CHANNEL]:
+                rewritten.append((row, sf))
+    if rewritten:
+        at, sf_values = zip(*rewritten, strict=True)
+        events[list(at), PARAM0] = sf_values
+        events[list(at), PARAM1] = 0
+    if removed:
+        events = np.delete(events, removed, axis=0)
+    return _append(events, added)
 
 
 def _sort(events: np.ndarray) -> np.ndarray:
-    """Stable sort by (time, track, kind rank), ties in event-list order."""
-    return events[_order(events[:, TIME], events[:, TRACK], _SORT_RANK[events[:, KIND]], events[:, POSITION])]
+    """Stable sort by (file, time, track, kind rank), ties in event-list order."""
+    return events[_order(events[:, FILE], events[:, TIME], events[:, TRACK], _SORT_RANK[events[:, KIND]], events[:, POSITION])]
 
 
-SETUP_WINDOW = 256
-"""Events examined first when looking for the end of the setup (usually near the start)."""
-
-
-def _collapse_setup(events: np.ndarray, report: TokenizeReport) -> np.ndarray:
-    """Step 5a: move the settings before the first note (and those inside the
-    first group of events at the first note's time) to time 0, keeping only
-    the last value per (kind, track, channel, controller/pitch); notes and time
-    signatures among them keep their time.
+def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
+    """Step 5a: in each file, move the settings before the first note (and
+    those inside the first group of events at the first note's time) to time
+    0, keeping only the last value per (kind, track, channel,
+    controller/pitch); notes and time signatures among them keep their time.
 
     "Same time" is the reference's ``time1 + time2`` (a sum, so beat 1 step 0
     equals beat 0 step 1). If no event ends the setup, nothing changes.
     """
-    end = _setup_end(events[: SETUP_WINDOW + 1], complete=len(events) <= SETUP_WINDOW + 1)
-    if end is None and len(events) > SETUP_WINDOW + 1:
-        end = _setup_end(events, complete=True)
-    if not end:
-        return events
-    setup = events[:end].copy()
-    settings = (setup[:, KIND] != NOTE) & (setup[:, KIND] != TIME_SIG)
-    setup[settings, TIME] = 0
-    first, second = _dedup_key(setup)
-    order = _order(setup[:, KIND], setup[:, TRACK], first, second)
-    starts, ends = _group_bounds(setup[order, KIND], setup[order, TRACK], first[order], second[order])
-    kept = setup[order[ends]]
-    kept[:, POSITION] = order[np.maximum.accumulate(np.where(starts, np.arange(end), 0))[ends]]
-    report.drop("setup_replaced", end - len(kept))
-    return np.concatenate([_sort(kept), events[end:]])
-
-
-def _setup_end(events: np.ndarray, complete: bool) -> int | None:
-    """Index of the event that ends the setup, or None. When ``events`` is only
-    the start of the list (not ``complete``), its last event is not judged,
-    since whether it ends the setup depends on its successor."""
     count = len(events)
     if not count:
-        return None
-    time = events[:, TIME]
+        return events
+    in_setup = _setup(events)
+    if not in_setup.any():
+        return events
+    setup_rows = in_setup.nonzero()[0]
+    setup = events[setup_rows]
+    kind = setup[:, KIND]
+    setup[(kind != NOTE) & (kind != TIME_SIG), TIME] = 0
+    first, second = _dedup_key(setup)
+    file_track = _file_track(setup)
+    order = _order(file_track, kind, first, second)
+    starts, ends = _group_bounds(file_track[order], kind[order], first[order], second[order])
+    kept = setup[order[ends]]
+    kept[:, POSITION] = order[np.maximum.accumulate(np.where(starts, np.arange(len(setup)), 0))[ends]]
+    batch.drop("setup_replaced", setup[order[~ends], FILE])
+    # each file: its kept settings, sorted, then the rest of its events
+    joined = np.concatenate([_sort(kept), events[~in_setup]])
+    is_rest = np.ones(len(joined), np.int64)
+    is_rest[: len(kept)] = 0
+    return joined[np.argsort(joined[:, FILE] * 2 + is_rest, kind="stable")]
+
+
+def _setup(events: np.ndarray) -> np.ndarray:
+    """Whether each row (sorted) lies before the event that ends its file's
+    setup: the first note not followed by an event at the same time, or the
+    first event after a note at a new time. A file without one has no setup."""
+    count = len(events)
+    file, time = events[:, FILE], events[:, TIME]
+    file_start = np.empty(count, bool)
+    file_start[0] = True
+    np.not_equal(file[1:], file[:-1], out=file_start[1:])
     same_time = time // STEPS_PER_BEAT + time % STEPS_PER_BEAT
-    same_as_next = np.zeros(count, bool)
-    np.equal(same_time[1:], same_time[:-1], out=same_as_next[:-1])
     same_as_previous = np.zeros(count, bool)
-    same_as_previous[1:] = same_as_next[:-1]
+    np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
+    same_as_previous &= ~file_start
+    same_as_next = np.zeros(count, bool)
+    same_as_next[:-1] = same_as_previous[1:]
     note = events[:, KIND] == NOTE
-    note_before = np.zeros(count, bool)
-    note_before[1:] = np.logical_or.accumulate(note)[:-1]
+    notes_so_far = note.cumsum()
+    notes_before = notes_so_far - note
+    starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
+    note_before = notes_before > notes_before[starts_at]
     ends = ((note & ~same_as_next) | (note_before & ~same_as_previous)).nonzero()[0]
-    if not len(ends) or (ends[0] == count - 1 and not complete):
-        return None
-    return int(ends[0])
+    if not len(ends):
+        return np.zeros(count, bool)
+    first_end = np.ones(len(ends), bool)
+    np.not_equal(file[ends[1:]], file[ends[:-1]], out=first_end[1:])
+    ends = ends[first_end]
+    end_of_file = np.zeros(int(file[-1]) + 1, np.int64)
+    end_of_file[file[ends]] = ends
+    return np.arange(count) < end_of_file[file]
 
 
-def _drop_empty_channels(events: np.ndarray, empty: list[int], report: TokenizeReport) -> np.ndarray:
+def _drop_empty_channels(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
     """Program and control changes of channels without notes."""
-    is_empty = np.zeros(16, bool)
-    is_empty[empty] = True
-    kind = events[:, KIND]
+    is_empty = np.zeros((batch.count, CHANNELS), bool)
+    for file, of_file in enumerate(instruments):
+        is_empty[file, of_file.empty] = True
+    kind, file = events[:, KIND], events[:, FILE]
     setting = (kind == PATCH) | (kind == CONTROL)
-    drop = setting & is_empty[np.where(setting, events[:, PARAM0], 0)]
-    report.drop("empty_channel", np.count_nonzero(drop))
+    drop = setting & is_empty[file, np.where(setting, events[:, PARAM0], 0)]
+    batch.drop("empty_channel", file[drop])
     return events[~drop]
 
 
-def _emit(events: np.ndarray, options: TokenizerOptions, report: TokenizeReport) -> np.ndarray:
-    """Step 5b: range-check every event and write its token row. An event out
-    of range is dropped; since times are relative to the last *emitted* event,
-    a gap of 128 beats or more drops that event and every later one."""
-    kind = events[:, KIND]
+def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[np.ndarray]:
+    """Step 5b: range-check every event and write its token rows, file by
+    file. An event out of range is dropped; since times are relative to the
+    last *emitted* event, a gap of 128 beats or more drops that event and
+    every later one of its file."""
+    count = len(events)
+    kind, track, file = events[:, KIND], events[:, TRACK], events[:, FILE]
     params = events[:, PARAM0:POSITION]
-    limit = _PARAM_LIMIT[kind]
-    params_bad = (params >= limit) | (params < 0)
-    track = events[:, TRACK]
+    params_bad = (params >= _PARAM_LIMIT[kind]) | (params < 0)
     ok = ~params_bad.any(axis=1) & (track >= 0) & (track < MAX_TRACKS)
     candidates = ok.nonzero()[0]
     beat = events[candidates, TIME] // STEPS_PER_BEAT
-    relative = np.diff(beat, prepend=0)
+    relative = np.empty(len(candidates), np.int64)
+    if len(candidates):
+        relative[0] = beat[0]
+        np.subtract(beat[1:], beat[:-1], out=relative[1:])
+        candidate_file = file[candidates]
+        file_start = np.empty(len(candidates), bool)
+        file_start[0] = True
+        np.not_equal(candidate_file[1:], candidate_file[:-1], out=file_start[1:])
+        relative[file_start] = beat[file_start]
     gaps = (relative >= MAX_TIME1).nonzero()[0]
-    stop = int(candidates[gaps[0]]) if len(gaps) else len(events)
-    report.drop("gap", len(events) - stop)
-    failed = (~ok[:stop]).nonzero()[0]
+    alive = ok
+    if len(gaps):
+        first_gap = np.full(batch.count, count, np.int64)
+        np.minimum.at(first_gap, file[candidates[gaps]], candidates[gaps])
+        alive = np.arange(count) < first_gap[file]
+        batch.drop("gap", file[~alive])
+        kept = alive[candidates]
+        candidates, relative = candidates[kept], relative[kept]
+        failed = (~ok & alive).nonzero()[0]
+    else:
+        failed = (~ok).nonzero()[0]
     if len(failed):
         long_note = (
             (kind[failed] == NOTE)
@@ -649,22 +836,31 @@ def _emit(events: np.ndarray, options: TokenizerOptions, report: TokenizeReport)
             & (track[failed] >= 0)
             & (track[failed] < MAX_TRACKS)
         )
-        report.drop("long_note", np.count_nonzero(long_note))
-        report.drop("out_of_range", len(failed) - np.count_nonzero(long_note))
-    if len(gaps):
-        candidates, relative = candidates[: gaps[0]], relative[: gaps[0]]
+        batch.drop("long_note", file[failed[long_note]])
+        batch.drop("out_of_range", file[failed[~long_note]])
+
     emitted = events[candidates]
-    kinds = emitted[:, KIND]
-    report.output_events = len(emitted)
+    kinds, emitted_file = emitted[:, KIND], emitted[:, FILE]
+    per_file = np.bincount(emitted_file, minlength=batch.count)
     extra = 1 if options.add_bos_eos else 0
-    tokens = np.zeros((len(emitted) + 2 * extra, vocab.EVENT_LEN), np.int64)
-    body = tokens[extra : extra + len(emitted)]
+    sizes = per_file + 2 * extra
+    ends = sizes.cumsum()
+    starts = ends - sizes
+    tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), np.int64)
+    body = np.empty((len(emitted), vocab.EVENT_LEN), np.int64)
     body[:, 0] = _EVENT_ID[kinds]
     body[:, 1] = relative + vocab.PARAM_OFFSET["time1"]
     body[:, 2] = emitted[:, TIME] % STEPS_PER_BEAT + vocab.PARAM_OFFSET["time2"]
     body[:, 3] = emitted[:, TRACK] + vocab.PARAM_OFFSET["track"]
     offset = _PARAM_OFFSET[kinds]
     body[:, 4:] = np.where(offset > 0, emitted[:, PARAM0:POSITION] + offset, vocab.PAD)
+    # emitted rows are in file order: row i of the batch goes to its file's block after the BOS row
+    first_row = per_file.cumsum() - per_file
+    tokens[np.arange(len(emitted)) + (starts + extra - first_row)[emitted_file]] = body
     if extra:
-        tokens[0, 0], tokens[-1, 0] = vocab.BOS, vocab.EOS
-    return tokens.astype(vocab.TOKEN_DTYPE)
+        tokens[starts, 0] = vocab.BOS
+        tokens[ends - 1, 0] = vocab.EOS
+    tokens = tokens.astype(vocab.TOKEN_DTYPE)
+    for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
+        report.output_events = events_of_file
+    return np.split(tokens, ends[:-1].tolist())

@@ -22,6 +22,8 @@ of the track, grouped by that key in the order each key was first opened.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -96,6 +98,12 @@ class _Abort(Exception):
     """A data byte before any status byte: the reference discards the track."""
 
 
+_SINGLE_STATUS = tuple(byte >= 0xF0 or 0xC0 <= byte < 0xE0 for byte in range(256))
+"""Status bytes that cannot start a run (meta, sysex, system, one data byte)."""
+
+_META_FIXED_BYTES = {0x51: 3, 0x58: 2, 0x59: 2, 0x54: 5}
+"""Bytes the reference reads from these meta events whatever their length field says."""
+
 def read_midi(data: bytes, source: str | None = None) -> MidiScore:
     """Parse a Standard MIDI File into a :class:`MidiScore`.
 
@@ -104,43 +112,149 @@ def read_midi(data: bytes, source: str | None = None) -> MidiScore:
     end of their chunk (the reference returns an empty score for the first
     two and crashes on the last two).
     """
-    if len(data) < 4 or data[:4] != b"MThd":
-        raise MidiFileError(source, "not a MIDI file (it does not start with an MThd header)")
-    if len(data) < 14:
-        raise MidiFileError(source, f"malformed header: the file is only {len(data)} bytes long")
-    header_length = int.from_bytes(data[4:8], "big")
-    if header_length != 6:
-        raise MidiFileError(source, f"malformed header: its length field is {header_length}, expected 6")
-    warnings: list[str] = []
-    ticks_per_beat, smpte = _division(data[12:14], source, warnings)
+    (result,) = read_midis([(data, source)])
+    if isinstance(result, MidiFileError):
+        raise result
+    return result
 
-    runs: list[tuple[int, int, int]] = []
-    records: list[tuple[int, int, int, int, int, int]] = []
-    pos, track, size = 14, 0, len(data)
-    while size - pos >= 8:
-        chunk_type, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
-        if length > size - pos - 8:
-            warnings.append(f"chunk {track} declares {length} bytes but only {size - pos - 8} remain: it is ignored")
-            break
-        if chunk_type != b"MTrk":
-            warnings.append(f"chunk {track} has type {chunk_type!r}, not b'MTrk': read as a track")
-        _scan_track(data, pos + 8, pos + 8 + length, track, runs, records, source, warnings)
-        track, pos = track + 1, pos + 8 + length
-    else:
-        if pos < size:
-            warnings.append(f"{size - pos} bytes after the last chunk are ignored")
 
-    messages = _merge(_decode_runs(data, runs), runs, records)
-    events, dropped = _score_events(messages, smpte, source)
-    if smpte and dropped:
-        warnings.append(f"{dropped} tempo changes are ignored: SMPTE timing does not depend on tempo")
-    return MidiScore(
-        ticks_per_beat=ticks_per_beat,
-        tracks=track,
-        events=events,
-        warnings=tuple(warnings),
-        dropped={"smpte_tempo": dropped} if dropped else {},
-    )
+def read_midis(items: Sequence[tuple[bytes, str | None]]) -> list[MidiScore | MidiFileError]:
+    """Parse several files (``(data, source name)`` pairs) at once: each one
+    becomes a :class:`MidiScore`, or the :class:`~midilm.errors.MidiFileError`
+    that :func:`read_midi` would raise for it.
+
+    Each file's bytes are cut into runs and single events one by one; the
+    numpy work (decoding runs, pairing notes) then runs once for all of them,
+    so that a small file does not pay numpy's fixed cost per call alone.
+    """
+    results: list[MidiScore | MidiFileError | None] = [None] * len(items)
+    scan = _Scan()
+    files: list[tuple[int, _FileHeader]] = []
+    for index, (data, source) in enumerate(items):
+        try:
+            files.append((index, scan.file(data, source)))
+        except MidiFileError as error:
+            results[index] = error
+    if not files:
+        return results  # type: ignore[return-value]
+
+    track_file = np.repeat(np.arange(len(files)), [header.tracks for _, header in files])
+    smpte = np.array([header.smpte for _, header in files], bool)
+    messages = _merge(_decode_runs(scan.run_bytes, scan.runs), scan.runs, scan.records)
+    events, end_ticks, smpte_tempos = _score_events(messages, smpte[track_file] if smpte.any() else None)
+
+    first_track = np.cumsum([0] + [header.tracks for _, header in files])
+    bounds = np.searchsorted(events[:, TRACK], first_track).tolist()
+    if len(events):
+        events[:, TRACK] -= first_track[track_file[events[:, TRACK]]]
+    last_ticks = np.zeros(len(files), np.int64)
+    np.maximum.at(last_ticks, track_file[end_ticks[0]], end_ticks[1])
+    dropped = np.bincount(track_file[smpte_tempos], minlength=len(files)).tolist()
+    for file, (index, header) in enumerate(files):
+        if last_ticks[file] >= MAX_DELTA_TICKS:
+            results[index] = MidiFileError(header.source, f"a track lasts {int(last_ticks[file])} ticks: not a plausible MIDI time")
+            continue
+        if dropped[file]:
+            header.warnings.append(f"{dropped[file]} tempo changes are ignored: SMPTE timing does not depend on tempo")
+        results[index] = MidiScore(
+            ticks_per_beat=header.ticks_per_beat,
+            tracks=header.tracks,
+            events=events[bounds[file] : bounds[file + 1]],
+            warnings=tuple(header.warnings),
+            dropped={"smpte_tempo": dropped[file]} if dropped[file] else {},
+        )
+    return results  # type: ignore[return-value]
+
+
+@dataclass
+class _FileHeader:
+    """What the header and chunk layout of one file say."""
+
+    source: str | None
+    ticks_per_beat: float
+    smpte: bool
+    tracks: int
+    warnings: list[str]
+
+
+class _Scan:
+    """Runs and single events of the files read so far, tracks numbered
+    across files. A run is ``(key, length, track)``, its bytes kept in
+    :attr:`run_bytes`; a single event is ``(key, track, delta, code, a, b)``;
+    the key (offset of the file's bytes in the batch plus the event's
+    position) orders them as they lie in the files."""
+
+    def __init__(self) -> None:
+        self.run_bytes: list[bytes] = []
+        self.runs: list[tuple[int, int, int]] = []
+        self.records: list[tuple[int, int, int, int, int, int]] = []
+        self.tracks = 0
+        self.offset = 0
+
+    def file(self, data: bytes, source: str | None) -> _FileHeader:
+        """Scan one file; on an error nothing of it is kept."""
+        marks = len(self.run_bytes), len(self.records)
+        try:
+            return self._scan_file(data, source)
+        except MidiFileError:
+            del self.run_bytes[marks[0] :], self.runs[marks[0] :], self.records[marks[1] :]
+            raise
+
+    def _scan_file(self, data: bytes, source: str | None) -> _FileHeader:
+        if len(data) < 4 or data[:4] != b"MThd":
+            raise MidiFileError(source, "not a MIDI file (it does not start with an MThd header)")
+        if len(data) < 14:
+            raise MidiFileError(source, f"malformed header: the file is only {len(data)} bytes long")
+        header_length = int.from_bytes(data[4:8], "big")
+        if header_length != 6:
+            raise MidiFileError(source, f"malformed header: its length field is {header_length}, expected 6")
+        warnings: list[str] = []
+        ticks_per_beat, smpte = _division(data[12:14], source, warnings)
+        pos, track, size = 14, 0, len(data)
+        while size - pos >= 8:
+            chunk_type, length = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "big")
+            if length > size - pos - 8:
+                warnings.append(f"chunk {track} declares {length} bytes but only {size - pos - 8} remain: it is ignored")
+                break
+            if chunk_type != b"MTrk":
+                warnings.append(f"chunk {track} has type {chunk_type!r}, not b'MTrk': read as a track")
+            self._scan_track(data, pos + 8, pos + 8 + length, track, source, warnings)
+            track, pos = track + 1, pos + 8 + length
+        else:
+            if pos < size:
+                warnings.append(f"{size - pos} bytes after the last chunk are ignored")
+        self.tracks += track
+        self.offset += size
+        return _FileHeader(source, ticks_per_beat, smpte, track, warnings)
+
+    def _scan_track(self, data: bytes, pos: int, end: int, track: int, source: str | None, warnings: list[str]) -> None:
+        """Cut the chunk ``data[pos:end]`` into runs and single events."""
+        run_bytes, runs, records = self.run_bytes, self.runs, self.records
+        first_run, first_record = len(runs), len(records)
+        offset, batch_track = self.offset, self.tracks + track
+        status_class = _NO_STATUS
+        try_run = True
+        try:
+            while pos < end:
+                # a one-byte delta followed by a meta, sysex or one-data-byte status cannot start a run
+                if try_run and (data[pos] >= 0x80 or pos + 1 >= end or not _SINGLE_STATUS[data[pos + 1]]):
+                    run = (_RUN_CONTINUING if status_class == _TWO_DATA_BYTES else _RUN_FRESH).match(data, pos, end)
+                    if run is not None:
+                        stop = run.end()
+                        run_bytes.append(data[pos:stop])
+                        runs.append((offset + pos, stop - pos, batch_track))
+                        pos, status_class, try_run = stop, _TWO_DATA_BYTES, False  # a run ends before a single event
+                        continue
+                next_pos, status_class, delta, code, a, b = _read_event(data, pos, end, status_class, track, source)
+                records.append((offset + pos, batch_track, delta, code, a, b))
+                if next_pos < 0:
+                    if -next_pos < end:
+                        warnings.append(f"track {track}: {end + next_pos} bytes after End-of-Track are ignored")
+                    break
+                pos, try_run = next_pos, True
+        except _Abort:
+            del run_bytes[first_run:], runs[first_run:], records[first_record:]
+            warnings.append(f"track {track} starts in running status without a status byte: the whole track is ignored")
 
 
 def _division(word: bytes, source: str | None, warnings: list[str]) -> tuple[float, bool]:
@@ -169,51 +283,6 @@ def _division(word: bytes, source: str | None, warnings: list[str]) -> tuple[flo
     return ticks_per_beat, False
 
 
-def _scan_track(
-    data: bytes,
-    pos: int,
-    end: int,
-    track: int,
-    runs: list[tuple[int, int, int]],
-    records: list[tuple[int, int, int, int, int, int]],
-    source: str | None,
-    warnings: list[str],
-) -> None:
-    """Cut the chunk ``data[pos:end]`` into runs (``(start, stop, track)``,
-    decoded later) and single events (``(offset, track, delta, code, a, b)``)."""
-    first_run, first_record = len(runs), len(records)
-    status_class = _NO_STATUS
-    try_run = True
-    try:
-        while pos < end:
-            if try_run and not _starts_single_event(data, pos, end):
-                run = (_RUN_CONTINUING if status_class == _TWO_DATA_BYTES else _RUN_FRESH).match(data, pos, end)
-                if run is not None:
-                    runs.append((pos, run.end(), track))
-                    pos, status_class, try_run = run.end(), _TWO_DATA_BYTES, False  # a run ends before a single event
-                    continue
-            next_pos, status_class, delta, code, a, b = _read_event(data, pos, end, status_class, track, source)
-            records.append((pos, track, delta, code, a, b))
-            if next_pos < 0:
-                if -next_pos < end:
-                    warnings.append(f"track {track}: {end + next_pos} bytes after End-of-Track are ignored")
-                break
-            pos, try_run = next_pos, True
-    except _Abort:
-        del runs[first_run:], records[first_record:]
-        warnings.append(f"track {track} starts in running status without a status byte: the whole track is ignored")
-
-
-def _starts_single_event(data: bytes, pos: int, end: int) -> bool:
-    """Whether the event at ``pos`` obviously cannot start a run (a one-byte
-    delta followed by a meta, sysex or one-data-byte status): saves a
-    regular-expression attempt."""
-    if data[pos] >= 0x80 or pos + 1 >= end:
-        return False
-    status = data[pos + 1]
-    return status >= 0xF0 or 0xC0 <= status < 0xE0
-
-
 def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int, bool]:
     """Variable-length quantity at ``pos``: (value, next position, complete)."""
     value = 0
@@ -226,6 +295,10 @@ def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int, bool]:
     return 0, pos, False
 
 
+def _cut_off(source: str | None, track: int, what: str, pos: int) -> MidiFileError:
+    return MidiFileError(source, f"track {track}: {what} at byte {pos} is cut off by the end of its chunk")
+
+
 def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, source: str | None) -> tuple[int, int, int, int, int, int]:
     """One event the runs do not cover, read by the reference's rules.
 
@@ -233,16 +306,12 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
     ``-stop`` when the track ends with this event (End-of-Track, or a meta or
     sysex event whose data runs past the chunk).
     """
-
-    def cut(what: str) -> MidiFileError:
-        return MidiFileError(source, f"track {track}: {what} at byte {pos} is cut off by the end of its chunk")
-
     if data[pos] < 0x80:
         delta, at, complete = data[pos], pos + 1, True
     else:
         delta, at, complete = _read_vlq(data, pos, end)
     if not complete or at >= end:
-        raise cut("event")
+        raise _cut_off(source, track, "event", pos)
     if delta >= MAX_DELTA_TICKS:
         raise MidiFileError(source, f"track {track}: delta time {delta} at byte {pos} is not a plausible MIDI time")
     first = data[at]
@@ -253,20 +322,25 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
             status_class = _ONE_DATA_BYTE if (first & 0xE0) == 0xC0 else _TWO_DATA_BYTES
         elif status_class == _NO_STATUS:
             raise _Abort
-        size = 1 if status_class == _ONE_DATA_BYTE else 2
-        if at + size > end:
-            raise cut("channel message")
-        return at + size, status_class, delta, code, data[at], data[at + 1] if size == 2 else 0
+        if status_class == _ONE_DATA_BYTE:
+            if at >= end:
+                raise _cut_off(source, track, "channel message", pos)
+            return at + 1, status_class, delta, code, data[at], 0
+        if at + 2 > end:
+            raise _cut_off(source, track, "channel message", pos)
+        return at + 2, status_class, delta, code, data[at], data[at + 1]
     at += 1
     if first == 0xFF:
         if at >= end:
-            raise cut("meta event")
+            raise _cut_off(source, track, "meta event", pos)
         meta_type = data[at]
-        length, at, complete = _read_vlq(data, at + 1, end)
-        # the reference reads a fixed number of bytes for these types, whatever the length field says
-        needed = {0x51: 3, 0x58: 2, 0x59: 2, 0x54: 5, 0x00: 2 if length == 2 else 0}.get(meta_type, 0)
+        if at + 1 < end and data[at + 1] < 0x80:
+            length, at = data[at + 1], at + 2
+        else:
+            length, at, _ = _read_vlq(data, at + 1, end)
+        needed = _META_FIXED_BYTES.get(meta_type, 0) if meta_type else (2 if length == 2 else 0)
         if at + needed > end:
-            raise cut(f"meta event {meta_type:#04x}")
+            raise _cut_off(source, track, f"meta event {meta_type:#04x}", pos)
         stop = at + length
         next_pos = -stop if meta_type == 0x2F or stop >= end else stop
         if meta_type == 0x51:
@@ -281,13 +355,13 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
         length, at, _ = _read_vlq(data, at, end)
         stop = at + length
         return (-stop if stop >= end else stop), status_class, delta, OTHER, 0, 0
-    size = {0xF2: 2, 0xF6: 0}.get(first, 1)  # song position, tune request, other system bytes
+    size = 2 if first == 0xF2 else 0 if first == 0xF6 else 1  # song position, tune request, other system bytes
     if at + size > end:
-        raise cut(f"system message {first:#04x}")
+        raise _cut_off(source, track, f"system message {first:#04x}", pos)
     return at + size, status_class, delta, OTHER, 0, 0
 
 
-def _decode_runs(data: bytes, runs: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
+def _decode_runs(run_bytes: list[bytes], runs: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Messages of the runs as rows ``(track, delta, code, a, b)``, and the
     number of messages in each run.
 
@@ -299,11 +373,11 @@ def _decode_runs(data: bytes, runs: list[tuple[int, int, int]]) -> tuple[np.ndar
     if not runs:
         return np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
     spans = np.array(runs, np.int64)
-    buf = np.frombuffer(b"".join([data[start:stop] for start, stop, _ in runs]), np.uint8)
+    buf = np.frombuffer(b"".join(run_bytes), np.uint8)
     low = (buf < 0x80).nonzero()[0]
     delta_end, data1, data2 = low[0::3], low[1::3], low[2::3]
     count = len(delta_end)
-    lengths = spans[:, 1] - spans[:, 0]
+    lengths = spans[:, 1]
     per_run = np.diff(np.append(np.searchsorted(low, lengths.cumsum() - lengths), len(low))) // 3
     rows = np.empty((count, 5), np.int64)
     rows[:, 0] = np.repeat(spans[:, 2], per_run)
@@ -327,7 +401,7 @@ def _decode_runs(data: bytes, runs: list[tuple[int, int, int]]) -> tuple[np.ndar
 
 def _merge(decoded: tuple[np.ndarray, np.ndarray], runs: list[tuple[int, int, int]], records: list[tuple]) -> np.ndarray:
     """All messages in file order, as rows ``(track, delta, code, a, b)``: a
-    single event goes after the messages of every run that starts before it."""
+    single event goes after the messages of every run whose key is smaller."""
     run_rows, per_run = decoded
     if not records:
         return run_rows
@@ -357,22 +431,25 @@ _MESSAGE_KIND[META | 0x58] = TIME_SIG
 _MESSAGE_KIND[META | 0x59] = KEY_SIG
 
 
-def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tuple[np.ndarray, int]:
+def _score_events(messages: np.ndarray, smpte_track: np.ndarray | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
     """The score table from the messages (rows ``(track, delta, code, a, b)``
-    in file order); also how many tempo events an SMPTE file loses."""
+    in file order, tracks numbered across the batch), rows ordered by track.
+    Also each track's last tick, as (tracks, ticks), and the tracks of the
+    tempo events lost by files with SMPTE timing (``smpte_track``: whether
+    each track has it; None: none has)."""
     count = len(messages)
     if not count:
-        return np.zeros((0, N_COLUMNS), np.int64), 0
+        empty = np.zeros(0, np.int64)
+        return np.zeros((0, N_COLUMNS), np.int64), (empty, empty), empty
     track, delta, code, a, b = messages.T
     tick = delta.cumsum()
     track_start = np.diff(track).nonzero()[0] + 1
     if len(track_start):
         first = np.append(0, track_start)
         tick -= np.repeat(tick[first] - delta[first], np.diff(np.append(first, count)))
-    if tick.max() >= MAX_DELTA_TICKS:
-        raise MidiFileError(source, f"a track lasts {int(tick.max())} ticks: not a plausible MIDI time")
     last = np.append(track_start - 1, count - 1)
-    end_tick = dict(zip(track[last].tolist(), tick[last].tolist(), strict=True))
+    end_tick = np.zeros(int(track[-1]) + 1, np.int64)
+    end_tick[track[last]] = tick[last]
 
     running = code == RUNNING
     if running.any():
@@ -382,10 +459,10 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
         status = code
     kind = _MESSAGE_KIND[status]
     channel = status & 0x0F
-    dropped = 0
-    if smpte:
-        tempo = kind == TEMPO
-        dropped = int(np.count_nonzero(tempo))
+    smpte_tempo = np.zeros(0, np.int64)
+    if smpte_track is not None:
+        tempo = (kind == TEMPO) & smpte_track[track]
+        smpte_tempo = track[tempo]
         kind[tempo] = -1
 
     settings = ((kind >= PATCH) & (kind <= KEY_SIG)).nonzero()[0]
@@ -412,19 +489,20 @@ def _score_events(messages: np.ndarray, smpte: bool, source: str | None) -> tupl
     part[:, PARAM1] = a[note_on]
     part[:, PARAM2] = b[note_on]
     part[: len(closed_on), PARAM3] = tick[closed_off] - tick[closed_on]
-    part[len(closed_on) :, PARAM3] = [end_tick[t] for t in track[open_on].tolist()] - tick[open_on]
+    part[len(closed_on) :, PARAM3] = end_tick[track[open_on]] - tick[open_on]
 
     # score order: a setting where it is, a closed note where its note-off is
     row_at = np.full(count, -1, np.int64)
     row_at[settings] = np.arange(len(settings))
     row_at[closed_off] = np.arange(len(settings), len(settings) + len(closed_on))
     ordered = rows[row_at[row_at >= 0]]
+    ends = (track[last], tick[last])
     if not len(open_on):
-        return ordered, dropped
+        return ordered, ends, smpte_tempo
     # notes never closed: after their track's events, by key first opened, then oldest first
     open_rows = rows[len(settings) + len(closed_on) :][np.lexsort((open_on, open_first, track[open_on]))]
     at = np.searchsorted(ordered[:, TRACK], open_rows[:, TRACK], side="right")
-    return np.insert(ordered, at, open_rows, axis=0), dropped
+    return np.insert(ordered, at, open_rows, axis=0), ends, smpte_tempo
 
 
 def pair_notes(

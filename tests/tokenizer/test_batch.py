@@ -1,0 +1,61 @@
+"""``tokenize_many``: files read and encoded together give exactly what each
+gives alone (the reference's tokens, the same reports), in order, with bad
+files returned as errors in their place."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from midilm.errors import MidiFileError
+from midilm.tokenizer import TokenizerOptions, api, tokenize, tokenize_many
+
+DATA = Path(__file__).parents[1] / "data"
+CASES = json.loads((DATA / "tokenizer" / "reference_cases.json").read_text())
+
+
+@pytest.mark.parametrize("mode", sorted(CASES["modes"]))
+def test_a_batch_of_reference_cases_gives_the_references_tokens(mode):
+    names = sorted(CASES["files"])
+    options = TokenizerOptions(**CASES["modes"][mode])
+    results = list(tokenize_many([DATA / "tokenizer" / "cases" / f"{name}.mid" for name in names], options))
+    assert len(results) == len(names)
+    for name, result in zip(names, results, strict=True):
+        expected = CASES["files"][name]
+        if "error" in expected:
+            assert isinstance(result, MidiFileError) and "cut off" in str(result), name
+        elif isinstance(expected[mode], dict):  # the reference crashed (raw-mode key signature bug)
+            assert any("reference crashes" in w for w in result.report.warnings), name
+        else:
+            assert result.tokens.astype(np.int64).tolist() == expected[mode], name
+
+
+@pytest.mark.parametrize("optimise", [True, False])
+def test_a_batch_equals_one_file_at_a_time(optimise, golden_dir, tmp_path, monkeypatch):
+    """Golden files (readable and not), a missing path and raw bytes, in
+    batches of 7: the same tokens, reports and errors as ``tokenize``."""
+    monkeypatch.setattr(api, "MAX_BATCH_FILES", 7)
+    sources: list = sorted(golden_dir.glob("*.mid"))
+    sources[10:10] = [tmp_path / "missing.mid", (golden_dir / "bach_bwv1.6.mid").read_bytes()]
+    options = TokenizerOptions(optimise=optimise)
+    results = list(tokenize_many(sources, options))
+    assert len(results) == len(sources)
+    errors = 0
+    for source, result in zip(sources, results, strict=True):
+        try:
+            alone = tokenize(source, options)
+        except MidiFileError as error:
+            errors += 1
+            assert isinstance(result, MidiFileError) and str(result) == str(error)
+            continue
+        assert result.tokens.dtype == alone.tokens.dtype
+        np.testing.assert_array_equal(result.tokens, alone.tokens)
+        assert result.report.to_dict() == alone.report.to_dict()
+    assert errors == 5  # the missing path and the four files midilm refuses
+
+
+def test_nothing_in_nothing_out():
+    assert list(tokenize_many([])) == []
