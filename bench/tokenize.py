@@ -1,13 +1,15 @@
-"""Tokenizer speed: midilm beside its own parser, symusic's parser (the floor)
-and, when available, the reference (SkyTNT midi-model), all measured in one run.
+"""Tokenizer speed: midilm (batched, and one file per call) beside its own
+parser, symusic's parser (the floor) and, when available, the reference
+(SkyTNT midi-model), all measured in one run.
 
-    python bench/tokenize.py tests/data/golden [MORE_PATHS...] [--reference /path/to/midi-model] [--repeat 3]
+    python bench/tokenize.py tests/data/golden [MORE_PATHS...] [--reference /path/to/midi-model] [--repeat 5]
 
 Every measurement reads the files from disk and works in this one process;
 the reference runs in a child process of its own (it is never imported into
 midilm), timing read + ``MIDI.midi2score`` + ``MIDITokenizerV2.tokenize``.
 Events are token rows between BOS and EOS as midilm counts them, so every
-line's events/s is comparable. Times are the median of ``--repeat`` runs.
+line's events/s is comparable. The measurements take turns, ``--repeat``
+rounds of each, and each line reports its median round.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from collections.abc import Callable  # noqa: E402
+
 from midilm.cli.tokenize import midi_files  # noqa: E402
-from midilm.errors import MidilmError  # noqa: E402
-from midilm.tokenizer import TokenizerOptions, read_score, tokenize  # noqa: E402
+from midilm.errors import MidiFileError, MidilmError  # noqa: E402
+from midilm.tokenizer import TokenizerOptions, read_score, tokenize, tokenize_many  # noqa: E402
+from midilm.tokenizer.api import read_bytes  # noqa: E402
+from midilm.tokenizer.reader import read_midis  # noqa: E402
 
 REFERENCE_TIMER = """
 import json, sys, time
@@ -36,9 +42,8 @@ import MIDI
 from midi_tokenizer import MIDITokenizer
 tokenizer = MIDITokenizer("v2")
 tokenizer.set_optimise_midi(sys.argv[2] == "opt")
-paths = sys.argv[4:]
-times, events, failed = [], 0, 0
-for _ in range(int(sys.argv[3])):
+paths = json.loads(sys.stdin.readline())
+for _ in sys.stdin:
     start, events, failed = time.perf_counter(), 0, 0
     for path in paths:
         try:
@@ -46,23 +51,35 @@ for _ in range(int(sys.argv[3])):
                 events += len(tokenizer.tokenize(MIDI.midi2score(file.read()))) - 2
         except Exception:
             failed += 1
-    times.append(time.perf_counter() - start)
-print(json.dumps({"times": times, "events": events, "failed": failed}))
+    print(json.dumps([time.perf_counter() - start, events, failed]), flush=True)
 """
 
+Round = Callable[[], tuple[float, int, int]]
+"""Tokenizes (or parses) every file once: (seconds, events, failed files)."""
 
-def timed(function, paths: list[Path], repeat: int) -> tuple[float, int, int]:
-    """Median seconds of ``function`` over all paths, the events it reports, and failures."""
-    times = []
-    for _ in range(repeat):
-        start, events, failed = time.perf_counter(), 0, 0
+
+def timed(function: Callable[[list[Path]], tuple[int, int]], paths: list[Path]) -> Round:
+    def run() -> tuple[float, int, int]:
+        start = time.perf_counter()
+        events, failed = function(paths)
+        return time.perf_counter() - start, events, failed
+
+    return run
+
+
+def per_file(function: Callable[[Path], int]) -> Callable[[list[Path]], tuple[int, int]]:
+    """One call per file; a MidilmError counts as a failed file."""
+
+    def run(paths: list[Path]) -> tuple[int, int]:
+        events = failed = 0
         for path in paths:
             try:
                 events += function(path)
             except MidilmError:
                 failed += 1
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), events, failed
+        return events, failed
+
+    return run
 
 
 def symusic_parse(path: Path) -> int:
@@ -75,15 +92,33 @@ def symusic_parse(path: Path) -> int:
     return 0
 
 
-def reference_times(reference: Path, paths: list[Path], setting: str, repeat: int) -> tuple[float, int, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", REFERENCE_TIMER, str(reference), setting, str(repeat), *map(str, paths)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    return statistics.median(result["times"]), result["events"], result["failed"]
+class Reference:
+    """The reference in a child process of its own, timing one round per request."""
+
+    def __init__(self, folder: Path, paths: list[Path], setting: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REFERENCE_TIMER, str(folder), setting], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self._send(json.dumps([str(p) for p in paths]))
+
+    def _send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def __call__(self) -> tuple[float, int, int]:
+        self._send("run")
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"the reference stopped (exit code {self.process.wait()})")
+        seconds, events, failed = json.loads(line)
+        return seconds, events, failed
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
@@ -94,7 +129,7 @@ def main() -> None:
         default=os.environ.get("MIDILM_REFERENCE"),
         help="folder holding the reference's MIDI.py and midi_tokenizer.py (default: $MIDILM_REFERENCE)",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the median is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of each measurement; the median is reported")
     parser.add_argument("--setting", choices=["opt", "raw"], default="opt", help="optimise_midi on (opt) or off (raw)")
     args = parser.parse_args()
 
@@ -102,31 +137,49 @@ def main() -> None:
     megabytes = sum(p.stat().st_size for p in paths) / 1e6
     options = TokenizerOptions(optimise=args.setting == "opt")
 
-    def midilm_tokenize(path: Path) -> int:
-        return tokenize(path, options).report.output_events
+    def batched(paths: list[Path]) -> tuple[int, int]:
+        results = list(tokenize_many(paths, options))
+        failed = sum(isinstance(r, MidiFileError) for r in results)
+        return sum(r.report.output_events for r in results if not isinstance(r, MidiFileError)), failed
 
-    def midilm_parse(path: Path) -> int:
-        read_score(path)
-        return 0
+    def parse_batched(paths: list[Path]) -> tuple[int, int]:
+        return 0, sum(isinstance(r, MidiFileError) for r in read_midis([read_bytes(p) for p in paths]))
 
-    rows = {}
-    rows["midilm read + tokenize"] = timed(midilm_tokenize, paths, args.repeat)
-    events = rows["midilm read + tokenize"][1]
-    rows["midilm read + parse only"] = timed(midilm_parse, paths, args.repeat)
-    rows["symusic parse only (floor)"] = timed(symusic_parse, paths, args.repeat)
-    if args.reference:
-        rows["reference read + midi2score + tokenize"] = reference_times(Path(args.reference), paths, args.setting, args.repeat)
+    rounds: dict[str, Round] = {
+        "midilm tokenize_many (batched)": timed(batched, paths),
+        "midilm tokenize (one call per file)": timed(per_file(lambda p: tokenize(p, options).report.output_events), paths),
+        "midilm parse only (batched)": timed(parse_batched, paths),
+        "midilm read_score (one call per file)": timed(per_file(lambda p: read_score(p).events.shape[0] * 0), paths),
+        "symusic parse only (floor)": timed(per_file(symusic_parse), paths),
+    }
+    reference = Reference(Path(args.reference), paths, args.setting) if args.reference else None
+    if reference:
+        rounds["reference read + midi2score + tokenize"] = reference
+    results: dict[str, list[tuple[float, int, int]]] = {name: [] for name in rounds}
+    try:
+        for _ in range(args.repeat):
+            for name, run in rounds.items():
+                results[name].append(run())
+    finally:
+        if reference:
+            reference.close()
 
+    events = results["midilm tokenize_many (batched)"][0][1]
+    median = {name: statistics.median(seconds for seconds, _, _ in runs) for name, runs in results.items()}
     print(
-        f"{len(paths)} files, {megabytes:.2f} MB, {events} events ({args.setting}), median of {args.repeat} runs, Python {sys.version.split()[0]}"
+        f"{len(paths)} files, {megabytes:.2f} MB, {events} events ({args.setting}), "
+        f"median of {args.repeat} rounds taken in turn, Python {sys.version.split()[0]}"
     )
     print(f"{'step':40s} {'seconds':>9s} {'files/s':>9s} {'events/s':>11s} {'MB/s':>7s} {'failed':>6s}")
-    for name, (seconds, _, failed) in rows.items():
-        print(f"{name:40s} {seconds:9.3f} {len(paths) / seconds:9.1f} {events / seconds:11,.0f} {megabytes / seconds:7.2f} {failed:6d}")
-    if args.reference:
-        reference_seconds, reference_events, _ = rows["reference read + midi2score + tokenize"]
-        ratio = reference_seconds / rows["midilm read + tokenize"][0]
-        print(f"midilm is {ratio:.1f}x the reference's events/s (the reference emitted {reference_events} events)")
+    for name, runs in results.items():
+        seconds = median[name]
+        print(f"{name:40s} {seconds:9.3f} {len(paths) / seconds:9.1f} {events / seconds:11,.0f} {megabytes / seconds:7.2f} {runs[0][2]:6d}")
+    if reference:
+        reference_seconds = median["reference read + midi2score + tokenize"]
+        reference_events = results["reference read + midi2score + tokenize"][0][1]
+        for name in ("midilm tokenize_many (batched)", "midilm tokenize (one call per file)"):
+            print(f"{name}: {reference_seconds / median[name]:.1f}x the reference's events/s")
+        print(f"(the reference emitted {reference_events} events)")
 
 
 if __name__ == "__main__":
