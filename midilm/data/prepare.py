@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -97,6 +98,8 @@ class PrepareSummary:
                 f"{len(build.files) + len(build.failures) - build.converted} from the cache); "
                 f"{len(build.failures)} failed to convert (see {build.report_path})"
             )
+            licences = Counter(f.licence for f in build.files)
+            lines.append("  licences: " + ", ".join(f"{n} {licence}" for licence, n in licences.most_common()) + " (see docs/corpus.md)")
         lines += [
             f"{self.out}: {status['ok']} files ok, {status['duplicate']} duplicates, {status['filtered']} filtered, {status['error']} errors (of {c['files_seen']} seen)"
         ]

@@ -120,3 +120,4 @@ def test_prepare_corpus_with_limit_converts_only_the_sample(tmp_path, monkeypatc
     again = prepare_corpus("music21-bach", options=options, progress=False)
     assert (again.corpus.converted, again.tokenized, again.committed) == (0, 0, False)
     assert "3 MIDI files (0 pieces converted now, 3 from the cache)" in again.format()
+    assert "licences: 3 music21-corpus" in again.format()
