@@ -218,3 +218,16 @@ def test_parallel_workers_give_the_same_store(build, pieces, tmp_path):
     two = build([pieces], tmp_path / "two", workers=2)[0]
     assert one.identity == two.identity
     assert [r["tokens_sha256"] for r in one.records] == [r["tokens_sha256"] for r in two.records]
+
+
+def test_rows_left_unreferenced_are_compacted_away(build, pieces, golden_dir, tmp_path):
+    out = tmp_path / "store"
+    build([pieces], out)
+    store, summary = build([pieces / "bach_bwv1.6.mid"], out)
+    assert summary.removed == 7
+    assert store.header["files"]["tokens"] == "tokens-2.u16" and store.header["rows"] == len(store.tokens(0))
+    assert sorted(p.name for p in out.iterdir()) == ["index-2.npy", "lock", "manifest-2.jsonl", "store.json", "tokens-2.u16"]
+    np.testing.assert_array_equal(store.tokens(0), np.load(golden_dir / "bach_bwv1.6.opt.npy").astype(np.uint16))
+    grown, summary = build([pieces], out)
+    assert summary.tokenized == 7 and len(grown) == 8
+    assert grown.identity == build([pieces], tmp_path / "fresh")[0].identity
