@@ -54,6 +54,7 @@ def converted(tmp_path_factory):
         CorpusUnit("bach/bwv1.6.mxl", "music21-corpus"),
         CorpusUnit("essenFolksong/altdeu10.abc", "essen-noncommercial", tunes=(1, 5)),
         CorpusUnit("oneills1850/0001-0050.abc", "music21-corpus", tunes=(1,)),
+        CorpusUnit("miscFolk/americanfifeopus.abc", "music21-corpus", tunes=(8,)),
     ]
     folder = tmp_path_factory.mktemp("m21")
     results, fresh = convert_units(units, folder, workers=1, progress=False)
@@ -74,6 +75,13 @@ def test_shared_time_signature_quirk_is_rescued(converted):
     # music21's own export fails on this tune ("already found in this Stream")
     midi = mido.MidiFile(file=io.BytesIO((folder / "midi/essenFolksong/altdeu10/0005.mid").read_bytes()))
     assert sum(1 for track in midi.tracks for m in track if m.type == "note_on" and m.velocity) > 20
+
+
+def test_voices_without_notes_are_dropped_when_they_stop_the_export(converted):
+    # two of this tune's twelve voices never play: music21's repeat expansion refuses them
+    midi = mido.MidiFile(file=io.BytesIO((converted[0] / "midi/miscFolk/americanfifeopus/0008.mid").read_bytes()))
+    with_notes = [t for t in midi.tracks if any(m.type == "note_on" and m.velocity for m in t)]
+    assert len(with_notes) == 10
 
 
 def test_ties_between_different_pitches_are_undone(converted):

@@ -7,8 +7,10 @@ workarounds (measured on music21 10.5, see ``docs/corpus.md``):
 - ABC import can put one TimeSignature/KeySignature object into two
   measures, and MIDI export then stops with "already found in this
   Stream"; each repeated object is replaced by a copy (the music is unchanged).
-- Malformed repeat marks make repeat expansion fail; such a score is
-  written again with its repeat marks removed (played through once).
+- Some ABC tunes declare a voice that never plays; its part has no
+  measures, and MIDI export stops with "cannot process repeats on Stream
+  that does not contain measures". Such a score is written again without
+  its empty parts.
 - In the ABC folk books ``-`` often joins two different pitches, which
   music21 turns into one long tied note; ties between different pitches
   are removed, so both notes sound as written.
@@ -139,7 +141,7 @@ def _midi_bytes(score) -> bytes:
     try:
         return translate.music21ObjectToMidiFile(score).writestr()
     except Exception:
-        if not _strip_repeats(score):
+        if not _drop_empty_parts(score):
             raise
         return translate.music21ObjectToMidiFile(score).writestr()
 
@@ -176,24 +178,15 @@ def _untie_different_pitches(score) -> None:
                 following.tie = None if following.tie.type == "stop" else tie.Tie("start")
 
 
-def _strip_repeats(score) -> bool:
-    """Remove repeat barlines, brackets and repeat expressions; True if any."""
-    from music21 import bar, repeat, spanner, stream
-
-    removed = False
-    for measure in score.recurse().getElementsByClass(stream.Measure):
-        if isinstance(measure.leftBarline, bar.Repeat):
-            measure.leftBarline = None
-            removed = True
-        if isinstance(measure.rightBarline, bar.Repeat):
-            measure.rightBarline = None
-            removed = True
-    for marker in list(score.recurse().getElementsByClass((spanner.RepeatBracket, repeat.RepeatExpression))):
-        for site in list(marker.sites.get()):
-            if isinstance(site, stream.Stream) and marker in site:
-                site.remove(marker)
-                removed = True
-    return removed
+def _drop_empty_parts(score) -> bool:
+    """Remove the parts without a note from a score that has others; True if any."""
+    parts = list(score.parts)
+    empty = [part for part in parts if not part.recurse().notes]
+    if not empty or len(empty) == len(parts):
+        return False
+    for part in empty:
+        score.remove(part)
+    return True
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
