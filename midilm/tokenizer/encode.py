@@ -18,8 +18,10 @@ dominates small files) is paid once per batch. What the reference decides per
 file with Python dicts (channel order, renumbering, key detection) is decided
 here per file too, from a few numbers gathered for all files at once.
 
-The working table extends the score table (:mod:`midilm.tokenizer.score`):
-TIME replaces TICK (1/16 beats from the start), PARAM0..3 hold token values
+The working table holds the score table's columns (:mod:`midilm.tokenizer.score`)
+as its rows, ``events[TIME]`` being one contiguous array (column operations
+are several times faster so), and ``events[:, i]`` is event ``i``. TIME
+replaces TICK (1/16 beats from the start), PARAM0..3 hold token values
 (channel, pitch, velocity, duration of a note; bpm of a tempo; nn - 1, dd - 1
 of a time signature; sf + 7, mi of a key signature), POSITION is the event's
 place in the reference's event list, which breaks every tie the way the
@@ -58,11 +60,13 @@ from midilm.tokenizer.score import TICK as TIME
 POSITION = 7
 FILE = 8
 WIDTH = 9
-"""Columns of the working table."""
+"""Fields of the working table (its rows)."""
 
 MAX_TRACKS = vocab.PARAM_SIZES["track"]
 """The reference reads only this many tracks of a score."""
 STEPS_PER_BEAT = vocab.PARAM_SIZES["time2"]
+STEP_BITS = STEPS_PER_BEAT.bit_length() - 1
+assert 1 << STEP_BITS == STEPS_PER_BEAT, "beat = time >> STEP_BITS, step = time & (STEPS_PER_BEAT - 1)"
 CHANNELS = 16
 DRUM_CHANNEL = 9
 NO_KEY_SF = 7
@@ -79,12 +83,15 @@ _SORT_RANK = np.array([5, 3, 4, 2, 0, 1], np.int64)
 """Rank of each kind (note, patch, control, tempo, time sig, key sig) among events at the same time and track."""
 
 _PARAM_NAMES = [vocab.EVENT_PARAMS[name][3:] for name in vocab.EVENT_NAMES]
-_PARAM_OFFSET = np.zeros((len(_PARAM_NAMES), 4), np.int64)
-_PARAM_LIMIT = np.ones((len(_PARAM_NAMES), 4), np.int64)
+_PARAM_OFFSET = np.zeros((4, len(_PARAM_NAMES)), np.int64)
+_PARAM_LIMIT = np.ones((4, len(_PARAM_NAMES)), np.uint64)
+"""Token offset and size of each parameter slot (row) of each kind (column).
+A slot the kind does not use must hold 0, and becomes PAD (offset 0)."""
+assert vocab.PAD == 0
 for _kind, _names in enumerate(_PARAM_NAMES):
     for _slot, _name in enumerate(_names):
-        _PARAM_OFFSET[_kind, _slot] = vocab.PARAM_OFFSET[_name]
-        _PARAM_LIMIT[_kind, _slot] = vocab.PARAM_SIZES[_name]
+        _PARAM_OFFSET[_slot, _kind] = vocab.PARAM_OFFSET[_name]
+        _PARAM_LIMIT[_slot, _kind] = vocab.PARAM_SIZES[_name]
 _EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], np.int64)
 
 
@@ -101,8 +108,6 @@ def encode_batch(scores: Sequence[MidiScore], options: TokenizerOptions, reports
     that refuses it (a hand-built score with impossible values); fills the
     score's report. The scores are encoded together, as one table."""
     options = options.resolved()
-    results: list[np.ndarray | MidiFileError] = []
-    accepted: list[int] = []
     for score, report in zip(scores, reports, strict=True):
         report.ticks_per_beat = score.ticks_per_beat
         report.tracks = score.tracks
@@ -110,19 +115,49 @@ def encode_batch(scores: Sequence[MidiScore], options: TokenizerOptions, reports
         for reason, count in score.dropped.items():
             report.drop(reason, count)
         report.warnings.extend(score.warnings)
-        try:
-            _check(score, report.source)
-        except MidiFileError as error:
-            results.append(error)
-        else:
-            accepted.append(len(results))
-            results.append(np.zeros(0))
+    results: list[np.ndarray | MidiFileError] = [np.zeros(0)] * len(scores)
+    accepted = list(range(len(scores)))
+    events = _working_table([score.events for score in scores])
+    if not _plausible(events, scores):
+        accepted = []
+        for index, (score, report) in enumerate(zip(scores, reports, strict=True)):
+            try:
+                _check(score, report.source)
+                accepted.append(index)
+            except MidiFileError as error:
+                results[index] = error
+        events = _working_table([scores[i].events for i in accepted])
     if accepted:
         batch = _Batch([reports[i] for i in accepted], [scores[i].ticks_per_beat for i in accepted])
-        tokens = _encode([scores[i].events for i in accepted], batch, options)
-        for index, rows in zip(accepted, tokens, strict=True):
-            results[index] = rows
+        for index, tokens in zip(accepted, _encode(events, batch, options), strict=True):
+            results[index] = tokens
     return results
+
+
+def _working_table(tables: list[np.ndarray]) -> np.ndarray:
+    """The score tables of a batch as one working table (POSITION not yet set)."""
+    lengths = [len(table) for table in tables]
+    events = np.empty((WIDTH, sum(lengths)), np.int64)
+    if tables:
+        np.concatenate([table.T for table in tables], axis=1, out=events[:N_COLUMNS])
+    events[FILE] = np.repeat(np.arange(len(tables)), lengths)
+    return events
+
+
+def _plausible(events: np.ndarray, scores: Sequence[MidiScore]) -> bool:
+    """Whether every score passes :func:`_check` (as every score read from a
+    file does), tested on the whole batch at once."""
+    if not events.shape[1]:
+        return True
+    if any(score.ticks_per_beat <= 0 for score in scores if len(score.events)):
+        return False
+    values = events[:N_COLUMNS]
+    if values.max() >= MAX_TICKS or values.min() <= -MAX_TICKS:
+        return False
+    kind, track = events[KIND], events[TRACK]
+    if kind.min() < NOTE or kind.max() > KEY_SIG or track.min() < 0:
+        return False
+    return not (track >= np.array([score.tracks for score in scores])[events[FILE]]).any()
 
 
 def _check(score: MidiScore, source: str | None) -> None:
@@ -166,19 +201,13 @@ class _Batch:
         return [(self.reports[file], int(counts[file])) for file in counts.nonzero()[0].tolist()]
 
 
-def _encode(tables: list[np.ndarray], batch: _Batch, options: TokenizerOptions) -> list[np.ndarray]:
-    lengths = [len(table) for table in tables]
-    events = np.empty((sum(lengths), WIDTH), np.int64)
-    np.concatenate(tables, out=events[:, :N_COLUMNS])
-    events[:, FILE] = np.repeat(np.arange(batch.count), lengths)
-
+def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> list[np.ndarray]:
     events, pre_dedup_key_sf = _select(events, options, batch)
     layouts = _Layout.of(events, batch.count, [min(report.tracks, MAX_TRACKS) for report in batch.reports])
     events = _deduplicate(events, batch)
     if options.remap_track_channel:
         events, instruments = _remap(events, layouts, options, batch)
-        key_sig = events[:, KIND] == KEY_SIG
-        key_sf = events[key_sig][:, [FILE, PARAM0]]
+        key_sf = events[[FILE, PARAM0]][:, events[KIND] == KEY_SIG]
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     if options.add_default_instr:
@@ -211,17 +240,17 @@ _VALIDITY = (
 
 def _select(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> tuple[np.ndarray, np.ndarray]:
     """Step 1: the events the reference keeps from the scores, in score order,
-    converted in place to the working table; also the (file, sf) rows of
+    converted in place to working values; also the FILE and sf fields of
     every key signature kept here (raw mode decides about key detection on
     them, before deduplication)."""
-    if not len(events):
-        return events, np.zeros((0, 2), np.int64)
-    kind, file = events[:, KIND], events[:, FILE]
+    if not events.shape[1]:
+        return events, np.zeros((2, 0), np.int64)
+    kind, file = events[KIND], events[FILE]
     present = np.bincount(kind, minlength=6)
-    keep = events[:, TRACK] < MAX_TRACKS
+    keep = events[TRACK] < MAX_TRACKS
     if not keep.all():
         batch.drop("track_limit", file[~keep])
-    first, second = events[:, PARAM0], events[:, PARAM1]
+    first, second = events[PARAM0], events[PARAM1]
     if present[:3].any():
         channel = first[kind <= CONTROL]
         if channel.min() < 0 or channel.max() >= CHANNELS:
@@ -235,34 +264,34 @@ def _select(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> tup
             batch.drop(reason, file[invalid])
             keep[invalid] = False
     if not keep.all():
-        events = events[keep]
-        kind, file = events[:, KIND], events[:, FILE]
+        events = events[:, keep]
+        kind, file = events[KIND], events[FILE]
 
     ticks_per_beat = batch.ticks_per_beat[file]
-    events[:, TIME] = quantize(events[:, TIME], ticks_per_beat)
+    events[TIME] = quantize(events[TIME], ticks_per_beat)
     note = (kind == NOTE).nonzero()[0]
-    events[note, PARAM3] = np.maximum(1, quantize(events[note, PARAM3], ticks_per_beat[note]))
+    events[PARAM3, note] = np.maximum(1, quantize(events[PARAM3, note], ticks_per_beat[note]))
     if present[TEMPO]:
-        tempo = kind == TEMPO
-        events[tempo, PARAM0] = tempo_to_bpm(events[tempo, PARAM0])
+        tempo = (kind == TEMPO).nonzero()[0]
+        events[PARAM0, tempo] = tempo_to_bpm(events[PARAM0, tempo])
     if present[TIME_SIG]:
-        time_sig = kind == TIME_SIG
-        events[time_sig, PARAM0:PARAM2] -= 1
-        events[time_sig, PARAM2:POSITION] = 0
+        time_sig = (kind == TIME_SIG).nonzero()[0]
+        events[PARAM0:PARAM2, time_sig] -= 1
+        events[PARAM2:POSITION, time_sig] = 0
     if present[KEY_SIG]:
-        events[kind == KEY_SIG, PARAM0] += NO_KEY_SF
+        events[PARAM0, kind == KEY_SIG] += NO_KEY_SF
 
     keep = _repeat_filter(events, present, options, batch)
     if keep is not None:
-        events = events[keep]
-    events[:, POSITION] = np.arange(len(events))
-    key_sf = events[events[:, KIND] == KEY_SIG][:, [FILE, PARAM0]] if present[KEY_SIG] else np.zeros((0, 2), np.int64)
+        events = events[:, keep]
+    events[POSITION] = np.arange(events.shape[1])
+    key_sf = events[[FILE, PARAM0]][:, events[KIND] == KEY_SIG] if present[KEY_SIG] else np.zeros((2, 0), np.int64)
     return events, key_sf
 
 
 def _file_track(events: np.ndarray) -> np.ndarray:
-    """Each row's track, named across the batch."""
-    return (events[:, FILE] << TRACK_BITS) | events[:, TRACK]
+    """Each event's track, named across the batch."""
+    return (events[FILE] << TRACK_BITS) | events[TRACK]
 
 
 def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOptions, batch: _Batch) -> np.ndarray | None:
@@ -272,24 +301,24 @@ def _repeat_filter(events: np.ndarray, present: np.ndarray, options: TokenizerOp
     ``tempo_eps`` bpm of the last kept one (initially 0)."""
     if not present[PATCH] and not present[CONTROL] and not present[TEMPO]:
         return None
-    keep = np.ones(len(events), bool)
-    kind, file, track = events[:, KIND], events[:, FILE], _file_track(events)
+    keep = np.ones(events.shape[1], bool)
+    kind, file, track = events[KIND], events[FILE], _file_track(events)
     if present[PATCH]:
         rows = (kind == PATCH).nonzero()[0]
-        voice = track[rows] * CHANNELS + events[rows, PARAM0]
+        voice = track[rows] * CHANNELS + events[PARAM0, rows]
         order = _order(voice)
         ordered, voice = rows[order], voice[order]
-        program = events[ordered, PARAM1]
+        program = events[PARAM1, ordered]
         repeat = ordered[1:][(voice[1:] == voice[:-1]) & (program[1:] == program[:-1])]
         keep[repeat] = False
         batch.drop("repeated_patch", file[repeat])
     if present[CONTROL]:
         rows = (kind == CONTROL).nonzero()[0]
-        keep[rows] = _hysteresis((track[rows], events[rows, PARAM0], events[rows, PARAM1]), events[rows, PARAM2], options.cc_eps)
+        keep[rows] = _hysteresis((track[rows], events[PARAM0, rows], events[PARAM1, rows]), events[PARAM2, rows], options.cc_eps)
         batch.drop("cc_within_eps", file[rows[~keep[rows]]])
     if present[TEMPO]:
         rows = (kind == TEMPO).nonzero()[0]
-        keep[rows] = _hysteresis((track[rows],), events[rows, PARAM0], options.tempo_eps)
+        keep[rows] = _hysteresis((track[rows],), events[PARAM0, rows], options.tempo_eps)
         batch.drop("tempo_within_eps", file[rows[~keep[rows]]])
     return keep
 
@@ -318,38 +347,55 @@ SMALL = 2048
 """Below this many rows one ``lexsort`` call is cheaper than packing a key."""
 
 
-def _order(*columns: np.ndarray) -> np.ndarray:
+def _order(*columns: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:
     """Indices that sort rows by the columns (first column most significant),
     ties in row order: a stable lexicographic sort, done as one argsort of a
-    packed integer key when the values allow it."""
+    packed integer key when the values allow it. When the rows are
+    ``nearly_sorted`` already, a stable merge sort of the key, about linear
+    on such input, beats a quicksort (which needs the row index in its key)."""
     count = len(columns[0])
     if count < 2:
         return np.arange(count)
-    if count < SMALL:
-        return np.lexsort((np.arange(count), *columns[::-1]))
+    if count >= SMALL:
+        key = _packed(columns, 1 if nearly_sorted else count)
+        if key is not None:
+            return np.argsort(key, kind="stable") if nearly_sorted else np.argsort(key * count + np.arange(count))
+    return np.lexsort(columns[::-1])
+
+
+def _packed(columns: tuple[np.ndarray, ...], headroom: int) -> np.ndarray | None:
+    """The columns as one integer key with the same order, or None when the
+    key times ``headroom`` would not fit in 62 bits."""
     key = None
-    span_product = count
+    span_product = headroom
     for column in columns:
         low, high = int(column.min()), int(column.max())
         span = high - low + 1
         span_product *= span
         if span_product >= 1 << 62:
-            return np.lexsort((np.arange(count), *columns[::-1]))
+            return None
         shifted = column - low if low else column
         key = shifted if key is None else key * span + shifted
-    return np.argsort(key * count + np.arange(count))
+    return key
+
+
+def _changes(values: np.ndarray) -> np.ndarray:
+    """Indices where a value differs from the one before (0 included): every
+    first occurrence is one of them, and in real files they are few."""
+    changed = np.empty(len(values), bool)
+    changed[0] = True
+    np.not_equal(values[1:], values[:-1], out=changed[1:])
+    return changed.nonzero()[0]
 
 
 def _first_seen(values: np.ndarray) -> list[int]:
     """Distinct values in order of first appearance."""
     if not len(values):
         return []
+    values = values[_changes(values)]
     order = _order(values)
-    ordered = values[order]
-    starts = np.empty(len(values), bool)
-    starts[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
-    return ordered[starts][np.argsort(order[starts])].tolist()
+    first = order[_group_bounds(values[order])[0]]
+    return values[np.sort(first)].tolist()
 
 
 @dataclass
@@ -385,11 +431,11 @@ class _Layout:
     def of(cls, events: np.ndarray, files: int, tracks: list[int]) -> list[_Layout]:
         """The layout of each file of the batch."""
         layouts = [cls(count) for count in tracks]
-        kind = events[:, KIND]
+        kind = events[KIND]
         used = (kind <= CONTROL).nonzero()[0]
         if not len(used):
             return layouts
-        file, channel, track, is_note = events[used, FILE], events[used, PARAM0], events[used, TRACK], kind[used] == NOTE
+        file, channel, track, is_note = events[FILE, used], events[PARAM0, used], events[TRACK, used], kind[used] == NOTE
         for code in _first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note):
             pair, note = divmod(code, 2)
             file_channel, t = divmod(pair, MAX_TRACKS)
@@ -412,19 +458,19 @@ class _Layout:
         for code in _first_seen(file[patch] * CHANNELS + channel[patch]):
             layouts[code // CHANNELS].instruments.patch_channels.add(code % CHANNELS)
         melodic = is_note & (channel != DRUM_CHANNEL)
-        hist = np.bincount(file[melodic] * 12 + events[used[melodic], PARAM1] % 12, minlength=12 * files).reshape(files, 12)
+        hist = np.bincount(file[melodic] * 12 + events[PARAM1, used[melodic]] % 12, minlength=12 * files).reshape(files, 12)
         for layout, counts in zip(layouts, hist, strict=True):
             layout.pitch_class_hist = counts
         return layouts
 
 
 def _dedup_key(events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The two key columns besides kind, time and track that make events
+    """The two key fields besides kind, time and track that make events
     "the same" for the reference: (channel, pitch) of notes, (channel,
     controller) of control changes, channel of program changes."""
-    kind = events[:, KIND]
-    first = np.where(kind <= CONTROL, events[:, PARAM0], 0)
-    second = np.where((kind == NOTE) | (kind == CONTROL), events[:, PARAM1], 0)
+    kind = events[KIND]
+    first = np.where(kind <= CONTROL, events[PARAM0], 0)
+    second = np.where((kind == NOTE) | (kind == CONTROL), events[PARAM1], 0)
     return first, second
 
 
@@ -450,26 +496,28 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     pitch) to at most the gap between their starts; a note shortened to 0 is
     removed from the dict, so its successor is inserted afresh at the end.
     """
-    count = len(events)
+    count = events.shape[1]
     if count < 2:
         return events
     popped = np.zeros(count, bool)
-    notes = (events[:, KIND] == NOTE).nonzero()[0]
+    notes = (events[KIND] == NOTE).nonzero()[0]
     file_track = _file_track(events)
     if len(notes) > 1:
-        track, channel, pitch = file_track[notes], events[notes, PARAM0], events[notes, PARAM1]
+        track, channel, pitch = file_track[notes], events[PARAM0, notes], events[PARAM1, notes]
         voice_order = _order(track, channel, pitch)
         by_voice = notes[voice_order]
         same_voice = ~_group_bounds(track[voice_order], channel[voice_order], pitch[voice_order])[1][:-1]
         earlier, later = by_voice[:-1][same_voice], by_voice[1:][same_voice]
-        gap = events[later, TIME] - events[earlier, TIME]
-        events[earlier, PARAM3] = np.where(gap > 0, np.minimum(events[earlier, PARAM3], gap), events[earlier, PARAM3])
+        gap = events[TIME, later] - events[TIME, earlier]
+        duration = events[PARAM3, earlier]
+        events[PARAM3, earlier] = np.where(gap > 0, np.minimum(duration, gap), duration)
         popped[earlier[gap <= 0]] = True
 
     first, second = _dedup_key(events)
-    kind, time = events[:, KIND], events[:, TIME]
-    order = _order(kind, time, file_track, first, second)
-    starts, ends = _group_bounds(kind[order], time[order], file_track[order], first[order], second[order])
+    file, track, time, kind = events[FILE], events[TRACK], events[TIME], events[KIND]
+    # the score lists each track's events about in time order: the sort has little to do
+    order = _order(file, track, time, kind, first, second, nearly_sorted=True)
+    starts, ends = _group_bounds(file[order], track[order], time[order], kind[order], first[order], second[order])
     if ends.all() and not popped.any():
         return events
     popped_sorted = popped[order]
@@ -477,12 +525,11 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     chain_start[1:] |= popped_sorted[:-1]
     chain_first = order[np.maximum.accumulate(np.where(chain_start, np.arange(count), 0))]
     survives = ends & ~popped_sorted
-    file = events[:, FILE]
     batch.drop("note_overlap", file[popped])
     batch.drop("duplicate", file[order[~survives & ~popped_sorted]])
-    result = events[order[survives]]
-    result[:, POSITION] = chain_first[survives]
-    return result[np.argsort(result[:, POSITION])]
+    result = events[:, order[survives]]
+    result[POSITION] = chain_first[survives]
+    return result[:, np.argsort(result[POSITION], kind="stable")]
 
 
 def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
@@ -498,6 +545,33 @@ def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
     return channel_map
 
 
+@dataclass
+class _Renumbering:
+    """A file's new channels and tracks (step 3)."""
+
+    channel_map: dict[int, int]
+    """Original channel -> packed channel."""
+    new_track: dict[tuple[int, int], int]
+    """(original channel, original track) -> new track, for the pairs that get one."""
+
+
+def _renumber(layout: _Layout, options: TokenizerOptions) -> _Renumbering:
+    """Number the (channel, track) pairs that keep events from 1, in packed
+    channel order, the tracks of each channel in order of first use; a
+    channel with notes keeps only its tracks with notes."""
+    channel_map = _channel_map(layout, options)
+    empty = set(layout.instruments.empty)
+    new_track: dict[tuple[int, int], int] = {}
+    for channel in sorted(channel_map, key=channel_map.get):
+        if options.remove_empty_channels and channel in empty:
+            continue
+        note_tracks = layout.note_tracks.get(channel, [])
+        for track in layout.track_map[channel]:
+            if not note_tracks or track in note_tracks:
+                new_track[channel, track] = len(new_track) + 1
+    return _Renumbering(channel_map, new_track)
+
+
 def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions, batch: _Batch) -> tuple[np.ndarray, list[_Instruments]]:
     """Step 3: pack channels densely (drums stay on 9) and give each
     (channel, track) pair with notes a track of its own, numbered from 1 in
@@ -506,56 +580,53 @@ def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions
 
     Returns the rewritten events and each file's renumbered instruments.
     """
-    new_track = np.zeros((batch.count, CHANNELS, MAX_TRACKS), np.int64)
-    has_notes = np.zeros((batch.count, CHANNELS, MAX_TRACKS), bool)
-    first_note_track = np.full((batch.count, CHANNELS), -1, np.int64)
-    mapped = np.zeros((batch.count, CHANNELS), np.int64)
-    channel_maps = []
-    for file, layout in enumerate(layouts):
-        channel_map = _channel_map(layout, options)
-        channel_maps.append(channel_map)
-        empty = set(layout.instruments.empty)
-        next_track = 0
-        for channel in sorted(channel_map, key=channel_map.get):
-            mapped[file, channel] = channel_map[channel]
-            note_tracks = layout.note_tracks.get(channel, [])
-            if note_tracks:
-                has_notes[file, channel, note_tracks] = True
-                first_note_track[file, channel] = note_tracks[0]
-            if options.remove_empty_channels and channel in empty:
-                continue
-            for track in layout.track_map[channel]:
-                if not note_tracks or track in note_tracks:
-                    next_track += 1
-                    new_track[file, channel, track] = next_track
+    renumberings = [_renumber(layout, options) for layout in layouts]
+    # lookup tables indexed by (file * CHANNELS + channel) [* MAX_TRACKS + track]
+    mapped = np.zeros(batch.count * CHANNELS, np.int64)
+    home_track = np.full(batch.count * CHANNELS, -1, np.int64)
+    new_track = np.zeros(batch.count * CHANNELS * MAX_TRACKS, np.int64)
+    has_notes = np.zeros(batch.count * CHANNELS * MAX_TRACKS, bool)
+    at, value, note_at = [], [], []
+    for file, (layout, renumbering) in enumerate(zip(layouts, renumberings, strict=True)):
+        base = file * CHANNELS
+        for channel, packed in renumbering.channel_map.items():
+            mapped[base + channel] = packed
+        for channel, note_tracks in layout.note_tracks.items():
+            home_track[base + channel] = note_tracks[0]
+            note_at += [(base + channel) * MAX_TRACKS + track for track in note_tracks]
+        for (channel, track), renumbered in renumbering.new_track.items():
+            at.append((base + channel) * MAX_TRACKS + track)
+            value.append(renumbered)
+    new_track[at] = value
+    has_notes[note_at] = True
 
-    kind, track, file = events[:, KIND], events[:, TRACK], events[:, FILE]
+    kind, track = events[KIND], events[TRACK]
     original_track = track.copy()
     used = kind <= CONTROL
-    channel = np.where(used, events[:, PARAM0], 0)
-    home_track = first_note_track[file, channel]
-    moved = used & (kind != NOTE) & (home_track >= 0) & ~has_notes[file, channel, track]
-    source = np.where(moved, home_track, track)
-    events[:, TRACK] = np.where(used, new_track[file, channel, source], np.where(kind == KEY_SIG, track, 0))
-    events[used, PARAM0] = mapped[file[used], channel[used]]
-    events = _spread_key_signatures(events, original_track, mapped, new_track, batch)
+    file_channel = events[FILE] * CHANNELS + np.where(used, events[PARAM0], 0)
+    home = home_track[file_channel]
+    moved = used & (kind != NOTE) & (home >= 0) & ~has_notes[file_channel * MAX_TRACKS + track]
+    source = np.where(moved, home, track)
+    events[TRACK] = np.where(used, new_track[file_channel * MAX_TRACKS + source], np.where(kind == KEY_SIG, track, 0))
+    events[PARAM0, used] = mapped[file_channel[used]]
+    events = _spread_key_signatures(events, original_track, renumberings, batch)
 
-    instruments = [_Instruments(channels=list(channel_map.values())) for channel_map in channel_maps]
-    notes = events[events[:, KIND] == NOTE]
-    for code, track_index in zip(*_first_rows(notes[:, FILE] * CHANNELS + notes[:, PARAM0], notes[:, TRACK]), strict=True):
+    instruments = [_Instruments(channels=list(renumbering.channel_map.values())) for renumbering in renumberings]
+    kind = events[KIND]
+    file_channel = events[FILE] * CHANNELS + events[PARAM0]
+    notes = (kind == NOTE).nonzero()[0]
+    for code, track_index in zip(*_first_rows(file_channel[notes], events[TRACK, notes]), strict=True):
         instruments[code // CHANNELS].home[code % CHANNELS] = track_index
-    patches = events[events[:, KIND] == PATCH]
-    for code in _first_seen(patches[:, FILE] * CHANNELS + patches[:, PARAM0]):
+    for code in _first_seen(file_channel[kind == PATCH]):
         instruments[code // CHANNELS].patch_channels.add(code % CHANNELS)
-    for file, (layout, channel_map, renumbered) in enumerate(zip(layouts, channel_maps, instruments, strict=True)):
+    for layout, renumbering, renumbered in zip(layouts, renumberings, instruments, strict=True):
+        channel_map = renumbering.channel_map
         renumbered.empty = [channel_map[c] for c in layout.instruments.empty]
-        new_track_of = new_track[file].tolist()
-        for original in range(CHANNELS):
-            if original in channel_map:
-                for track_index in layout.track_map[original]:
-                    channels_of = renumbered.track_channels.setdefault(new_track_of[original][track_index], [])
-                    if channel_map[original] not in channels_of:
-                        channels_of.append(channel_map[original])
+        for original in sorted(channel_map):
+            for track_index in layout.track_map[original]:
+                channels_of = renumbered.track_channels.setdefault(renumbering.new_track.get((original, track_index), 0), [])
+                if channel_map[original] not in channels_of:
+                    channels_of.append(channel_map[original])
     return events, instruments
 
 
@@ -563,65 +634,62 @@ def _first_rows(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[i
     """Each distinct key and the value at its first occurrence."""
     if not len(keys):
         return [], []
+    changes = _changes(keys)
+    keys, values = keys[changes], values[changes]
     order = _order(keys)
-    starts = _group_bounds(keys[order])[0]
-    first = order[starts]
+    first = order[_group_bounds(keys[order])[0]]
     return keys[first].tolist(), values[first].tolist()
 
 
-def _spread_key_signatures(
-    events: np.ndarray,
-    original_track: np.ndarray,
-    mapped: np.ndarray,
-    new_track: np.ndarray,
-    batch: _Batch,
-) -> np.ndarray:
+def _spread_key_signatures(events: np.ndarray, original_track: np.ndarray, renumberings: list[_Renumbering], batch: _Batch) -> np.ndarray:
     """Put each key signature on the new tracks its original track became:
     the first (channel, track) pair (in original channel order) takes the
     event, each further pair gets a copy at the end of the list. On the drum
     channel the key becomes sf = 0, and copies inherit the first pair's sf.
     A key signature whose track keeps nothing is deleted, except on track 0."""
-    rows = (events[:, KIND] == KEY_SIG).nonzero()[0]
+    rows = (events[KIND] == KEY_SIG).nonzero()[0]
     if not len(rows):
         return events
     copies = []
     delete = []
-    for row, file, track in zip(rows.tolist(), events[rows, FILE].tolist(), original_track[rows].tolist(), strict=True):
+    for row, file, track in zip(rows.tolist(), events[FILE, rows].tolist(), original_track[rows].tolist(), strict=True):
+        renumbering = renumberings[file]
         pairs: list[tuple[int, int]] = []
-        for channel, renumbered in enumerate(new_track[file, :, track].tolist()):
+        for channel in sorted(renumbering.channel_map):
+            renumbered = renumbering.new_track.get((channel, track))
             if renumbered:
-                pair = (int(mapped[file, channel]), renumbered)
+                pair = (renumbering.channel_map[channel], renumbered)
                 if pair not in pairs:
                     pairs.append(pair)
         if not pairs:
             if track != 0:
                 delete.append(row)
             continue
-        first_channel, events[row, TRACK] = pairs[0]
+        first_channel, events[TRACK, row] = pairs[0]
         if first_channel == DRUM_CHANNEL:
-            events[row, PARAM0] = NO_KEY_SF
+            events[PARAM0, row] = NO_KEY_SF
         for channel, track_index in pairs[1:]:
-            copy = events[row].copy()
+            copy = events[:, row].copy()
             copy[TRACK] = track_index
             if channel == DRUM_CHANNEL:
                 copy[PARAM0] = NO_KEY_SF
             copies.append(copy)
-    batch.drop("key_signature_untracked", events[delete, FILE])
+    batch.drop("key_signature_untracked", events[FILE, delete])
     batch.add("key_signature_copy", np.array([copy[FILE] for copy in copies], np.int64))
     if delete:
-        events = np.delete(events, delete, axis=0)
+        events = np.delete(events, delete, axis=1)
     return _append(events, copies)
 
 
 def _append(events: np.ndarray, new: list) -> np.ndarray:
-    """Append rows at the end of the reference's event list (of their file:
-    every later step sorts or groups by file first)."""
+    """Append events at the end of the reference's event list (of their
+    file: every later step sorts or groups by file first)."""
     if not new:
         return events
-    start = int(events[:, POSITION].max()) + 1 if len(events) else 0
-    rows = np.array(new, np.int64).reshape(-1, WIDTH)
-    rows[:, POSITION] = np.arange(start, start + len(rows))
-    return np.concatenate([events, rows])
+    start = int(events[POSITION].max()) + 1 if events.shape[1] else 0
+    added = np.array(new, np.int64).reshape(-1, WIDTH).T
+    added[POSITION] = np.arange(start, start + added.shape[1])
+    return np.concatenate([events, added], axis=1)
 
 
 def _add_default_instruments(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
@@ -669,17 +737,18 @@ def _fix_key_signatures(
     batch: _Batch,
 ) -> np.ndarray:
     """Step 4b: in a file with no key signature, or only C major/A minor ones
-    (``key_sf``, rows (file, sf), says which the reference looks at), detect
-    the key from the notes: add it to every track, or write it into the
-    existing ones; if no key is found, the C major/A minor ones are removed."""
-    looked_at = np.bincount(key_sf[:, 0], minlength=batch.count)
-    known = np.bincount(key_sf[key_sf[:, 1] != NO_KEY_SF, 0], minlength=batch.count)
+    (``key_sf``, FILE and sf of the key signatures the reference looks at),
+    detect the key from the notes: add it to every track, or write it into
+    the existing ones; if no key is found, the C major/A minor ones are removed."""
+    files, sf_values = key_sf
+    looked_at = np.bincount(files, minlength=batch.count)
+    known = np.bincount(files[sf_values != NO_KEY_SF], minlength=batch.count)
     undecided = (known == 0).nonzero()[0].tolist()
     if not undecided:
         return events
-    rows = (events[:, KIND] == KEY_SIG).nonzero()[0]
-    rows = rows[np.argsort(events[rows, FILE], kind="stable")]
-    bounds = np.searchsorted(events[rows, FILE], np.arange(batch.count + 1)).tolist()
+    rows = (events[KIND] == KEY_SIG).nonzero()[0]
+    rows = rows[np.argsort(events[FILE, rows], kind="stable")]
+    bounds = np.searchsorted(events[FILE, rows], np.arange(batch.count + 1)).tolist()
     removed, rewritten, added = [], [], []
     for file in undecided:
         root = detect_key(pitch_class_hists[file])
@@ -702,21 +771,20 @@ def _fix_key_signatures(
             report.add("detected_key_signature", len(new))
             added += new
             continue
-        for row in of_file:
-            if track_channels.get(int(events[row, TRACK])) != [DRUM_CHANNEL]:
-                rewritten.append((row, sf))
+        rewritten += [(row, sf) for row in of_file if track_channels.get(int(events[TRACK, row])) != [DRUM_CHANNEL]]
     if rewritten:
-        at, sf_values = zip(*rewritten, strict=True)
-        events[list(at), PARAM0] = sf_values
-        events[list(at), PARAM1] = 0
+        at, sf_of_row = zip(*rewritten, strict=True)
+        events[PARAM0, list(at)] = sf_of_row
+        events[PARAM1, list(at)] = 0
     if removed:
-        events = np.delete(events, removed, axis=0)
+        events = np.delete(events, removed, axis=1)
     return _append(events, added)
 
 
 def _sort(events: np.ndarray) -> np.ndarray:
-    """Stable sort by (file, time, track, kind rank), ties in event-list order."""
-    return events[_order(events[:, FILE], events[:, TIME], events[:, TRACK], _SORT_RANK[events[:, KIND]], events[:, POSITION])]
+    """Events in event-list order (POSITION increasing) sorted by (file,
+    time, track, kind rank), ties in event-list order."""
+    return events[:, _order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True)]
 
 
 def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
@@ -728,71 +796,76 @@ def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
     "Same time" is the reference's ``time1 + time2`` (a sum, so beat 1 step 0
     equals beat 0 step 1). If no event ends the setup, nothing changes.
     """
-    count = len(events)
-    if not count:
+    if not events.shape[1]:
         return events
     in_setup = _setup(events)
     if not in_setup.any():
         return events
-    setup_rows = in_setup.nonzero()[0]
-    setup = events[setup_rows]
-    kind = setup[:, KIND]
-    setup[(kind != NOTE) & (kind != TIME_SIG), TIME] = 0
+    setup = events[:, in_setup]
+    kind = setup[KIND]
+    setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
     first, second = _dedup_key(setup)
     file_track = _file_track(setup)
     order = _order(file_track, kind, first, second)
     starts, ends = _group_bounds(file_track[order], kind[order], first[order], second[order])
-    kept = setup[order[ends]]
-    kept[:, POSITION] = order[np.maximum.accumulate(np.where(starts, np.arange(len(setup)), 0))[ends]]
-    batch.drop("setup_replaced", setup[order[~ends], FILE])
+    # each kept setting takes the place of its group's first member
+    first_member = order[np.maximum.accumulate(np.where(starts, np.arange(setup.shape[1]), 0))[ends]]
+    by_place = np.argsort(first_member)
+    kept = setup[:, order[ends][by_place]]
+    kept[POSITION] = first_member[by_place]
+    batch.drop("setup_replaced", setup[FILE, order[~ends]])
+    kept = _sort(kept)
+    rest = events[:, ~in_setup]
     # each file: its kept settings, sorted, then the rest of its events
-    joined = np.concatenate([_sort(kept), events[~in_setup]])
-    is_rest = np.ones(len(joined), np.int64)
-    is_rest[: len(kept)] = 0
-    return joined[np.argsort(joined[:, FILE] * 2 + is_rest, kind="stable")]
+    kept_count = np.bincount(kept[FILE], minlength=batch.count)
+    rest_count = np.bincount(rest[FILE], minlength=batch.count)
+    file_end = (kept_count + rest_count).cumsum()
+    result = np.empty((WIDTH, int(file_end[-1])), np.int64)
+    result[:, np.arange(kept.shape[1]) + (file_end - rest_count - kept_count.cumsum())[kept[FILE]]] = kept
+    result[:, np.arange(rest.shape[1]) + (file_end - rest_count.cumsum())[rest[FILE]]] = rest
+    return result
 
 
 def _setup(events: np.ndarray) -> np.ndarray:
-    """Whether each row (sorted) lies before the event that ends its file's
-    setup: the first note not followed by an event at the same time, or the
-    first event after a note at a new time. A file without one has no setup."""
-    count = len(events)
-    file, time = events[:, FILE], events[:, TIME]
+    """Whether each event (sorted) lies before the event that ends its
+    file's setup: the first note not followed by an event at the same time,
+    or the first event after a note at a new time. A file without one has no
+    setup."""
+    count = events.shape[1]
+    file, time = events[FILE], events[TIME]
     file_start = np.empty(count, bool)
     file_start[0] = True
     np.not_equal(file[1:], file[:-1], out=file_start[1:])
-    same_time = time // STEPS_PER_BEAT + time % STEPS_PER_BEAT
+    same_time = (time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))
     same_as_previous = np.zeros(count, bool)
     np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
     same_as_previous &= ~file_start
     same_as_next = np.zeros(count, bool)
     same_as_next[:-1] = same_as_previous[1:]
-    note = events[:, KIND] == NOTE
-    notes_so_far = note.cumsum()
-    notes_before = notes_so_far - note
+    note = events[KIND] == NOTE
+    notes_before = np.cumsum(note) - note
     starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
     note_before = notes_before > notes_before[starts_at]
     ends = ((note & ~same_as_next) | (note_before & ~same_as_previous)).nonzero()[0]
     if not len(ends):
         return np.zeros(count, bool)
-    first_end = np.ones(len(ends), bool)
-    np.not_equal(file[ends[1:]], file[ends[:-1]], out=first_end[1:])
-    ends = ends[first_end]
+    file_starts = file_start.nonzero()[0]
+    first_end = ends[np.minimum(np.searchsorted(ends, file_starts), len(ends) - 1)]
+    # a file's first end, if it lies in that file; else the file has no setup (its start)
     end_of_file = np.zeros(int(file[-1]) + 1, np.int64)
-    end_of_file[file[ends]] = ends
+    end_of_file[file[file_starts]] = np.where(file[first_end] == file[file_starts], first_end, file_starts)
     return np.arange(count) < end_of_file[file]
 
 
 def _drop_empty_channels(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
     """Program and control changes of channels without notes."""
-    is_empty = np.zeros((batch.count, CHANNELS), bool)
-    for file, of_file in enumerate(instruments):
-        is_empty[file, of_file.empty] = True
-    kind, file = events[:, KIND], events[:, FILE]
+    is_empty = np.zeros(batch.count * CHANNELS, bool)
+    is_empty[[file * CHANNELS + channel for file, of_file in enumerate(instruments) for channel in of_file.empty]] = True
+    kind, file = events[KIND], events[FILE]
     setting = (kind == PATCH) | (kind == CONTROL)
-    drop = setting & is_empty[file, np.where(setting, events[:, PARAM0], 0)]
+    drop = setting & is_empty[file * CHANNELS + np.where(setting, events[PARAM0], 0)]
     batch.drop("empty_channel", file[drop])
-    return events[~drop]
+    return events[:, ~drop]
 
 
 def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[np.ndarray]:
@@ -800,13 +873,15 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
     file. An event out of range is dropped; since times are relative to the
     last *emitted* event, a gap of 128 beats or more drops that event and
     every later one of its file."""
-    count = len(events)
-    kind, track, file = events[:, KIND], events[:, TRACK], events[:, FILE]
-    params = events[:, PARAM0:POSITION]
-    params_bad = (params >= _PARAM_LIMIT[kind]) | (params < 0)
-    ok = ~params_bad.any(axis=1) & (track >= 0) & (track < MAX_TRACKS)
+    count = events.shape[1]
+    kind, track, file = events[KIND], events[TRACK], events[FILE]
+    params = events[PARAM0:POSITION]
+    # as unsigned numbers, negative values are too large: one comparison checks both ends
+    params_bad = params.view(np.uint64) >= _PARAM_LIMIT[:, kind]
+    track_bad = track.view(np.uint64) >= MAX_TRACKS
+    ok = ~(params_bad.any(axis=0) | track_bad)
     candidates = ok.nonzero()[0]
-    beat = events[candidates, TIME] // STEPS_PER_BEAT
+    beat = events[TIME, candidates] >> STEP_BITS
     relative = np.empty(len(candidates), np.int64)
     if len(candidates):
         relative[0] = beat[0]
@@ -829,38 +904,30 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
     else:
         failed = (~ok).nonzero()[0]
     if len(failed):
-        long_note = (
-            (kind[failed] == NOTE)
-            & (params[failed, 3] >= MAX_DURATION)
-            & ~params_bad[failed, :3].any(axis=1)
-            & (track[failed] >= 0)
-            & (track[failed] < MAX_TRACKS)
-        )
+        long_note = (kind[failed] == NOTE) & (params[3, failed] >= MAX_DURATION) & ~params_bad[:3, failed].any(axis=0) & ~track_bad[failed]
         batch.drop("long_note", file[failed[long_note]])
         batch.drop("out_of_range", file[failed[~long_note]])
 
-    emitted = events[candidates]
-    kinds, emitted_file = emitted[:, KIND], emitted[:, FILE]
+    emitted = events[:, candidates]
+    kinds, emitted_file = emitted[KIND], emitted[FILE]
     per_file = np.bincount(emitted_file, minlength=batch.count)
     extra = 1 if options.add_bos_eos else 0
     sizes = per_file + 2 * extra
     ends = sizes.cumsum()
     starts = ends - sizes
-    tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), np.int64)
-    body = np.empty((len(emitted), vocab.EVENT_LEN), np.int64)
-    body[:, 0] = _EVENT_ID[kinds]
-    body[:, 1] = relative + vocab.PARAM_OFFSET["time1"]
-    body[:, 2] = emitted[:, TIME] % STEPS_PER_BEAT + vocab.PARAM_OFFSET["time2"]
-    body[:, 3] = emitted[:, TRACK] + vocab.PARAM_OFFSET["track"]
-    offset = _PARAM_OFFSET[kinds]
-    body[:, 4:] = np.where(offset > 0, emitted[:, PARAM0:POSITION] + offset, vocab.PAD)
-    # emitted rows are in file order: row i of the batch goes to its file's block after the BOS row
-    first_row = per_file.cumsum() - per_file
-    tokens[np.arange(len(emitted)) + (starts + extra - first_row)[emitted_file]] = body
+    # token rows as columns while they are assembled: [EVENT_LEN, rows of all files]
+    tokens = np.zeros((vocab.EVENT_LEN, int(ends[-1])), vocab.TOKEN_DTYPE)
+    # emitted events are in file order: event i goes to its file's block, after the BOS row
+    at = np.arange(len(candidates)) + (starts + extra - (per_file.cumsum() - per_file))[emitted_file]
+    tokens[0, at] = _EVENT_ID[kinds]
+    tokens[1, at] = relative + vocab.PARAM_OFFSET["time1"]
+    tokens[2, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
+    tokens[3, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
+    tokens[4:, at] = emitted[PARAM0:POSITION] + _PARAM_OFFSET[:, kinds]
     if extra:
-        tokens[starts, 0] = vocab.BOS
-        tokens[ends - 1, 0] = vocab.EOS
-    tokens = tokens.astype(vocab.TOKEN_DTYPE)
+        tokens[0, starts] = vocab.BOS
+        tokens[0, ends - 1] = vocab.EOS
+    rows = np.ascontiguousarray(tokens.T)
     for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
         report.output_events = events_of_file
-    return np.split(tokens, ends[:-1].tolist())
+    return [rows[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]

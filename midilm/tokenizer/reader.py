@@ -140,13 +140,15 @@ def read_midis(items: Sequence[tuple[bytes, str | None]]) -> list[MidiScore | Mi
 
     track_file = np.repeat(np.arange(len(files)), [header.tracks for _, header in files])
     smpte = np.array([header.smpte for _, header in files], bool)
-    messages = _merge(_decode_runs(scan.run_bytes, scan.runs), scan.runs, scan.records)
-    events, end_ticks, smpte_tempos = _score_events(messages, smpte[track_file] if smpte.any() else None)
+    runs = np.array(scan.runs, np.int64).reshape(-1, 3).T
+    singles = np.array(scan.records, np.int64).reshape(-1, 6).T
+    messages = _merge(_decode_runs(scan.run_bytes, runs), runs, singles)
+    columns, end_ticks, smpte_tempos = _score_events(messages, smpte[track_file] if smpte.any() else None)
 
     first_track = np.cumsum([0] + [header.tracks for _, header in files])
-    bounds = np.searchsorted(events[:, TRACK], first_track).tolist()
-    if len(events):
-        events[:, TRACK] -= first_track[track_file[events[:, TRACK]]]
+    bounds = np.searchsorted(columns[TRACK], first_track).tolist()
+    columns[TRACK] -= first_track[track_file[columns[TRACK]]]
+    events = columns.T  # rows of the score table; column operations stay contiguous
     last_ticks = np.zeros(len(files), np.int64)
     np.maximum.at(last_ticks, track_file[end_ticks[0]], end_ticks[1])
     dropped = np.bincount(track_file[smpte_tempos], minlength=len(files)).tolist()
@@ -179,25 +181,25 @@ class _FileHeader:
 
 class _Scan:
     """Runs and single events of the files read so far, tracks numbered
-    across files. A run is ``(key, length, track)``, its bytes kept in
-    :attr:`run_bytes`; a single event is ``(key, track, delta, code, a, b)``;
-    the key (offset of the file's bytes in the batch plus the event's
-    position) orders them as they lie in the files."""
+    across files, in flat lists of numbers. A run is ``key, length, track``,
+    its bytes kept in :attr:`run_bytes`; a single event is ``key, track,
+    delta, code, a, b``; the key (offset of the file's bytes in the batch
+    plus the event's position) orders them as they lie in the files."""
 
     def __init__(self) -> None:
         self.run_bytes: list[bytes] = []
-        self.runs: list[tuple[int, int, int]] = []
-        self.records: list[tuple[int, int, int, int, int, int]] = []
+        self.runs: list[int] = []
+        self.records: list[int] = []
         self.tracks = 0
         self.offset = 0
 
     def file(self, data: bytes, source: str | None) -> _FileHeader:
         """Scan one file; on an error nothing of it is kept."""
-        marks = len(self.run_bytes), len(self.records)
+        marks = len(self.run_bytes), len(self.runs), len(self.records)
         try:
             return self._scan_file(data, source)
         except MidiFileError:
-            del self.run_bytes[marks[0] :], self.runs[marks[0] :], self.records[marks[1] :]
+            del self.run_bytes[marks[0] :], self.runs[marks[1] :], self.records[marks[2] :]
             raise
 
     def _scan_file(self, data: bytes, source: str | None) -> _FileHeader:
@@ -230,7 +232,7 @@ class _Scan:
     def _scan_track(self, data: bytes, pos: int, end: int, track: int, source: str | None, warnings: list[str]) -> None:
         """Cut the chunk ``data[pos:end]`` into runs and single events."""
         run_bytes, runs, records = self.run_bytes, self.runs, self.records
-        first_run, first_record = len(runs), len(records)
+        marks = len(run_bytes), len(runs), len(records)
         offset, batch_track = self.offset, self.tracks + track
         status_class = _NO_STATUS
         try_run = True
@@ -242,18 +244,18 @@ class _Scan:
                     if run is not None:
                         stop = run.end()
                         run_bytes.append(data[pos:stop])
-                        runs.append((offset + pos, stop - pos, batch_track))
+                        runs += (offset + pos, stop - pos, batch_track)
                         pos, status_class, try_run = stop, _TWO_DATA_BYTES, False  # a run ends before a single event
                         continue
                 next_pos, status_class, delta, code, a, b = _read_event(data, pos, end, status_class, track, source)
-                records.append((offset + pos, batch_track, delta, code, a, b))
+                records += (offset + pos, batch_track, delta, code, a, b)
                 if next_pos < 0:
                     if -next_pos < end:
                         warnings.append(f"track {track}: {end + next_pos} bytes after End-of-Track are ignored")
                     break
                 pos, try_run = next_pos, True
         except _Abort:
-            del run_bytes[first_run:], runs[first_run:], records[first_record:]
+            del run_bytes[marks[0] :], runs[marks[1] :], records[marks[2] :]
             warnings.append(f"track {track} starts in running status without a status byte: the whole track is ignored")
 
 
@@ -361,26 +363,25 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
     return at + size, status_class, delta, OTHER, 0, 0
 
 
-def _decode_runs(run_bytes: list[bytes], runs: list[tuple[int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Messages of the runs as rows ``(track, delta, code, a, b)``, and the
-    number of messages in each run.
+def _decode_runs(run_bytes: list[bytes], runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Messages of the runs (columns ``key, length, track``) as columns
+    ``track, delta, code, a, b``, and the number of messages in each run.
 
     In a run every message has exactly three bytes below 0x80: the last byte
     of its delta time and its two data bytes, with an explicit status byte (if
     any) between the first two. So the low bytes, taken three at a time,
     locate every message at once.
     """
-    if not runs:
-        return np.zeros((0, 5), np.int64), np.zeros(0, np.int64)
-    spans = np.array(runs, np.int64)
+    if not runs.shape[1]:
+        return np.zeros((5, 0), np.int64), np.zeros(0, np.int64)
     buf = np.frombuffer(b"".join(run_bytes), np.uint8)
     low = (buf < 0x80).nonzero()[0]
     delta_end, data1, data2 = low[0::3], low[1::3], low[2::3]
     count = len(delta_end)
-    lengths = spans[:, 1]
+    lengths = runs[1]
     per_run = np.diff(np.append(np.searchsorted(low, lengths.cumsum() - lengths), len(low))) // 3
-    rows = np.empty((count, 5), np.int64)
-    rows[:, 0] = np.repeat(spans[:, 2], per_run)
+    rows = np.empty((5, count), np.int64)
+    rows[0] = np.repeat(runs[2], per_run)
     delta = buf[delta_end].astype(np.int64)
     event_start = np.empty(count, np.int64)
     event_start[0] = 0
@@ -392,30 +393,29 @@ def _decode_runs(run_bytes: list[bytes], runs: list[tuple[int, int, int]]) -> tu
             break
         delta[longer] |= (buf[delta_end[longer] - back].astype(np.int64) & 0x7F) << (7 * back)
         longer = longer[continuation[longer] > back]
-    rows[:, 1] = delta
-    rows[:, 2] = np.where(data1 - delta_end == 2, buf[delta_end + 1], RUNNING)
-    rows[:, 3] = buf[data1]
-    rows[:, 4] = buf[data2]
+    rows[1] = delta
+    rows[2] = np.where(data1 - delta_end == 2, buf[delta_end + 1], RUNNING)
+    rows[3] = buf[data1]
+    rows[4] = buf[data2]
     return rows, per_run
 
 
-def _merge(decoded: tuple[np.ndarray, np.ndarray], runs: list[tuple[int, int, int]], records: list[tuple]) -> np.ndarray:
-    """All messages in file order, as rows ``(track, delta, code, a, b)``: a
-    single event goes after the messages of every run whose key is smaller."""
+def _merge(decoded: tuple[np.ndarray, np.ndarray], runs: np.ndarray, singles: np.ndarray) -> np.ndarray:
+    """All messages in file order, as columns ``track, delta, code, a, b``: a
+    single event (columns ``key, track, delta, code, a, b``) goes after the
+    messages of every run whose key is smaller."""
     run_rows, per_run = decoded
-    if not records:
+    if not singles.shape[1]:
         return run_rows
-    singles = np.array(records, np.int64)
-    if not len(run_rows):
-        return singles[:, 1:]
-    run_starts = np.array([run[0] for run in runs], np.int64)
-    messages_before = np.append(0, per_run.cumsum())[np.searchsorted(run_starts, singles[:, 0])]
-    at = messages_before + np.arange(len(singles))
-    merged = np.empty((len(run_rows) + len(singles), 5), np.int64)
-    is_single = np.zeros(len(merged), bool)
+    if not run_rows.shape[1]:
+        return singles[1:]
+    messages_before = np.append(0, per_run.cumsum())[np.searchsorted(runs[0], singles[0])]
+    at = messages_before + np.arange(singles.shape[1])
+    merged = np.empty((5, run_rows.shape[1] + singles.shape[1]), np.int64)
+    is_single = np.zeros(merged.shape[1], bool)
     is_single[at] = True
-    merged[at] = singles[:, 1:]
-    merged[~is_single] = run_rows
+    merged[:, at] = singles[1:]
+    merged[:, ~is_single] = run_rows
     return merged
 
 
@@ -432,16 +432,16 @@ _MESSAGE_KIND[META | 0x59] = KEY_SIG
 
 
 def _score_events(messages: np.ndarray, smpte_track: np.ndarray | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """The score table from the messages (rows ``(track, delta, code, a, b)``
-    in file order, tracks numbered across the batch), rows ordered by track.
-    Also each track's last tick, as (tracks, ticks), and the tracks of the
-    tempo events lost by files with SMPTE timing (``smpte_track``: whether
-    each track has it; None: none has)."""
-    count = len(messages)
+    """The columns of the score table from the messages (columns ``track,
+    delta, code, a, b`` in file order, tracks numbered across the batch),
+    events ordered by track. Also each track's last tick, as (tracks,
+    ticks), and the tracks of the tempo events lost by files with SMPTE
+    timing (``smpte_track``: whether each track has it; None: none has)."""
+    count = messages.shape[1]
     if not count:
         empty = np.zeros(0, np.int64)
-        return np.zeros((0, N_COLUMNS), np.int64), (empty, empty), empty
-    track, delta, code, a, b = messages.T
+        return np.zeros((N_COLUMNS, 0), np.int64), (empty, empty), empty
+    track, delta, code, a, b = messages
     tick = delta.cumsum()
     track_start = np.diff(track).nonzero()[0] + 1
     if len(track_start):
@@ -469,40 +469,42 @@ def _score_events(messages: np.ndarray, smpte_track: np.ndarray | None) -> tuple
     closed_on, closed_off, open_on, open_first = pair_notes(
         track, channel, a, (kind == _ON) & (b > 0), (kind == _OFF) | ((kind == _ON) & (b == 0))
     )
-    rows = np.zeros((len(settings) + len(closed_on) + len(open_on), N_COLUMNS), np.int64)
+    columns = np.zeros((N_COLUMNS, len(settings) + len(closed_on) + len(open_on)), np.int64)
     setting_kind = kind[settings]
     meta = setting_kind >= TEMPO
-    part = rows[: len(settings)]
-    part[:, KIND] = setting_kind
-    part[:, TICK] = tick[settings]
-    part[:, TRACK] = track[settings]
-    part[:, PARAM0] = np.where(meta, a[settings], channel[settings])
-    part[:, PARAM1] = np.where(meta, b[settings], a[settings])
-    part[:, PARAM2] = np.where(setting_kind == CONTROL, b[settings], 0)
-    part[setting_kind == TIME_SIG, PARAM2:] = (DEFAULT_CLOCKS_PER_CLICK, DEFAULT_32NDS_PER_BEAT)
+    part = columns[:, : len(settings)]
+    part[KIND] = setting_kind
+    part[TICK] = tick[settings]
+    part[TRACK] = track[settings]
+    part[PARAM0] = np.where(meta, a[settings], channel[settings])
+    part[PARAM1] = np.where(meta, b[settings], a[settings])
+    part[PARAM2] = np.where(setting_kind == CONTROL, b[settings], 0)
+    time_sig = (setting_kind == TIME_SIG).nonzero()[0]
+    part[PARAM2, time_sig] = DEFAULT_CLOCKS_PER_CLICK
+    part[PARAM3, time_sig] = DEFAULT_32NDS_PER_BEAT
     note_on = np.concatenate([closed_on, open_on])
-    part = rows[len(settings) :]
-    part[:, KIND] = NOTE
-    part[:, TICK] = tick[note_on]
-    part[:, TRACK] = track[note_on]
-    part[:, PARAM0] = channel[note_on]
-    part[:, PARAM1] = a[note_on]
-    part[:, PARAM2] = b[note_on]
-    part[: len(closed_on), PARAM3] = tick[closed_off] - tick[closed_on]
-    part[len(closed_on) :, PARAM3] = end_tick[track[open_on]] - tick[open_on]
+    part = columns[:, len(settings) :]
+    part[KIND] = NOTE
+    part[TICK] = tick[note_on]
+    part[TRACK] = track[note_on]
+    part[PARAM0] = channel[note_on]
+    part[PARAM1] = a[note_on]
+    part[PARAM2] = b[note_on]
+    part[PARAM3, : len(closed_on)] = tick[closed_off] - tick[closed_on]
+    part[PARAM3, len(closed_on) :] = end_tick[track[open_on]] - tick[open_on]
 
     # score order: a setting where it is, a closed note where its note-off is
     row_at = np.full(count, -1, np.int64)
     row_at[settings] = np.arange(len(settings))
     row_at[closed_off] = np.arange(len(settings), len(settings) + len(closed_on))
-    ordered = rows[row_at[row_at >= 0]]
+    ordered = columns[:, row_at[row_at >= 0]]
     ends = (track[last], tick[last])
     if not len(open_on):
         return ordered, ends, smpte_tempo
     # notes never closed: after their track's events, by key first opened, then oldest first
-    open_rows = rows[len(settings) + len(closed_on) :][np.lexsort((open_on, open_first, track[open_on]))]
-    at = np.searchsorted(ordered[:, TRACK], open_rows[:, TRACK], side="right")
-    return np.insert(ordered, at, open_rows, axis=0), ends, smpte_tempo
+    open_columns = columns[:, len(settings) + len(closed_on) :][:, np.lexsort((open_on, open_first, track[open_on]))]
+    at = np.searchsorted(ordered[TRACK], open_columns[TRACK], side="right")
+    return np.insert(ordered, at, open_columns, axis=1), ends, smpte_tempo
 
 
 def pair_notes(
