@@ -1,0 +1,87 @@
+"""Which models the page offers, and loading each one once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from midilm.app import checkpoints
+from midilm.app.checkpoints import DEFAULT_MODEL_LABEL, ModelCache, checkpoint_choices
+from midilm.errors import CheckpointError, ConfigError
+
+
+@pytest.fixture
+def no_shipped_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(checkpoints, "shipped_model", lambda: None)
+
+
+def age(run: Path, seconds: float) -> None:
+    """Set the modification time of a run's checkpoint files ``seconds`` in the past."""
+    for path in run.rglob("*.safetensors"):
+        stat = path.stat()
+        os.utime(path, (stat.st_atime - seconds, stat.st_mtime - seconds))
+
+
+@pytest.mark.usefixtures("no_shipped_model")
+def test_runs_are_offered_newest_first_and_other_folders_are_not(tiny_run: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run, runs / "older")
+    shutil.copytree(tiny_run, runs / "newer")
+    age(runs / "older", 3600)
+    (runs / "empty").mkdir()
+    (runs / "notes").mkdir()
+    (runs / "notes" / "model.safetensors.txt").write_text("not a checkpoint")
+    (runs / "stray-file.txt").write_text("")
+    assert checkpoint_choices(runs) == [
+        (f"{runs / 'newer'} (best, step 2)", str(runs / "newer")),
+        (f"{runs / 'older'} (best, step 2)", str(runs / "older")),
+    ]
+
+
+@pytest.mark.usefixtures("no_shipped_model")
+def test_a_chosen_checkpoint_comes_first_and_only_once(runs_dir: Path, tiny_run: Path) -> None:
+    weights_folder = tiny_run / "last"
+    assert checkpoint_choices(runs_dir, str(weights_folder)) == [
+        (str(weights_folder), str(weights_folder)),
+        (f"{tiny_run} (best, step 2)", str(tiny_run)),
+    ]
+    assert checkpoint_choices(runs_dir, str(tiny_run)) == [(f"{tiny_run} (best, step 2)", str(tiny_run))]
+
+
+def test_the_shipped_model_is_offered_when_installed(runs_dir: Path, tiny_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    weights = tiny_run / "best" / "model.safetensors"
+    monkeypatch.setattr(checkpoints, "shipped_model", lambda: weights)
+    assert checkpoint_choices(runs_dir)[0] == (DEFAULT_MODEL_LABEL, str(weights))
+
+
+@pytest.mark.usefixtures("no_shipped_model")
+def test_a_missing_runs_folder_offers_nothing(tmp_path: Path) -> None:
+    assert checkpoint_choices(tmp_path / "no-runs-here") == []
+
+
+def test_a_model_loads_once_and_again_after_its_checkpoint_is_rewritten(tiny_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cache = ModelCache(torch.device("cpu"), capacity=2)
+    first = cache.get(str(run))
+    assert cache.get(str(run / "best" / "model.safetensors")) is first  # the same file by another name
+    age(run, -10)  # a training still running saved a new best
+    reloaded = cache.get(str(run))
+    assert reloaded is not first
+    other = cache.get(str(run / "last"))
+    cache.get(str(run))
+    cache.get(str(tiny_run))  # a third model evicts the least recently used (last)
+    assert cache.get(str(run)) is reloaded
+    assert cache.get(str(run / "last")) is not other
+
+
+def test_no_checkpoint_or_a_wrong_one_is_named() -> None:
+    cache = ModelCache(torch.device("cpu"))
+    with pytest.raises(ConfigError, match="choose a model"):
+        cache.get("  ")
+    with pytest.raises(CheckpointError, match="no-such-run: no such checkpoint"):
+        cache.get("no-such-run")
