@@ -20,7 +20,9 @@ here per file too, from a few numbers gathered for all files at once.
 
 The working table holds the score table's columns (:mod:`midilm.tokenizer.score`)
 as its rows, ``events[TIME]`` being one contiguous array (column operations
-are several times faster so), and ``events[:, i]`` is event ``i``. TIME
+are several times faster so), and ``events[:, i]`` is event ``i`` (gathered
+with ``take`` and ``compress``, which copy such a table faster than fancy
+indexing). TIME
 replaces TICK (1/16 beats from the start), PARAM0..3 hold token values
 (channel, pitch, velocity, duration of a note; bpm of a tempo; nn - 1, dd - 1
 of a time signature; sf + 7, mi of a key signature), POSITION is the event's
@@ -207,7 +209,7 @@ def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> lis
     events = _deduplicate(events, batch)
     if options.remap_track_channel:
         events, instruments = _remap(events, layouts, options, batch)
-        key_sf = events[[FILE, PARAM0]][:, events[KIND] == KEY_SIG]
+        key_sf = events[[FILE, PARAM0]].compress(events[KIND] == KEY_SIG, axis=1)
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     if options.add_default_instr:
@@ -264,7 +266,7 @@ def _select(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> tup
             batch.drop(reason, file[invalid])
             keep[invalid] = False
     if not keep.all():
-        events = events[:, keep]
+        events = events.compress(keep, axis=1)
         kind, file = events[KIND], events[FILE]
 
     ticks_per_beat = batch.ticks_per_beat[file]
@@ -283,9 +285,9 @@ def _select(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> tup
 
     keep = _repeat_filter(events, present, options, batch)
     if keep is not None:
-        events = events[:, keep]
+        events = events.compress(keep, axis=1)
     events[POSITION] = np.arange(events.shape[1])
-    key_sf = events[[FILE, PARAM0]][:, events[KIND] == KEY_SIG] if present[KEY_SIG] else np.zeros((2, 0), np.int64)
+    key_sf = events[[FILE, PARAM0]].compress(events[KIND] == KEY_SIG, axis=1) if present[KEY_SIG] else np.zeros((2, 0), np.int64)
     return events, key_sf
 
 
@@ -527,9 +529,9 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     survives = ends & ~popped_sorted
     batch.drop("note_overlap", file[popped])
     batch.drop("duplicate", file[order[~survives & ~popped_sorted]])
-    result = events[:, order[survives]]
+    result = events.take(order[survives], axis=1)
     result[POSITION] = chain_first[survives]
-    return result[:, np.argsort(result[POSITION], kind="stable")]
+    return result.take(np.argsort(result[POSITION], kind="stable"), axis=1)
 
 
 def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
@@ -784,7 +786,7 @@ def _fix_key_signatures(
 def _sort(events: np.ndarray) -> np.ndarray:
     """Events in event-list order (POSITION increasing) sorted by (file,
     time, track, kind rank), ties in event-list order."""
-    return events[:, _order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True)]
+    return events.take(_order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True), axis=1)
 
 
 def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
@@ -801,7 +803,7 @@ def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
     in_setup = _setup(events)
     if not in_setup.any():
         return events
-    setup = events[:, in_setup]
+    setup = events.compress(in_setup, axis=1)
     kind = setup[KIND]
     setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
     first, second = _dedup_key(setup)
@@ -811,19 +813,24 @@ def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
     # each kept setting takes the place of its group's first member
     first_member = order[np.maximum.accumulate(np.where(starts, np.arange(setup.shape[1]), 0))[ends]]
     by_place = np.argsort(first_member)
-    kept = setup[:, order[ends][by_place]]
+    kept = setup.take(order[ends][by_place], axis=1)
     kept[POSITION] = first_member[by_place]
     batch.drop("setup_replaced", setup[FILE, order[~ends]])
     kept = _sort(kept)
-    rest = events[:, ~in_setup]
+    rest = events.compress(~in_setup, axis=1)
     # each file: its kept settings, sorted, then the rest of its events
     kept_count = np.bincount(kept[FILE], minlength=batch.count)
     rest_count = np.bincount(rest[FILE], minlength=batch.count)
     file_end = (kept_count + rest_count).cumsum()
-    result = np.empty((WIDTH, int(file_end[-1])), np.int64)
-    result[:, np.arange(kept.shape[1]) + (file_end - rest_count - kept_count.cumsum())[kept[FILE]]] = kept
-    result[:, np.arange(rest.shape[1]) + (file_end - rest_count.cumsum())[rest[FILE]]] = rest
-    return result
+    place = np.concatenate(
+        [
+            np.arange(kept.shape[1]) + (file_end - rest_count - kept_count.cumsum())[kept[FILE]],
+            np.arange(rest.shape[1]) + (file_end - rest_count.cumsum())[rest[FILE]],
+        ]
+    )
+    joined_at = np.empty_like(place)
+    joined_at[place] = np.arange(len(place))
+    return np.concatenate([kept, rest], axis=1).take(joined_at, axis=1)
 
 
 def _setup(events: np.ndarray) -> np.ndarray:
@@ -865,7 +872,7 @@ def _drop_empty_channels(events: np.ndarray, instruments: list[_Instruments], ba
     setting = (kind == PATCH) | (kind == CONTROL)
     drop = setting & is_empty[file * CHANNELS + np.where(setting, events[PARAM0], 0)]
     batch.drop("empty_channel", file[drop])
-    return events[:, ~drop]
+    return events.compress(~drop, axis=1)
 
 
 def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[np.ndarray]:
@@ -877,7 +884,7 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
     kind, track, file = events[KIND], events[TRACK], events[FILE]
     params = events[PARAM0:POSITION]
     # as unsigned numbers, negative values are too large: one comparison checks both ends
-    params_bad = params.view(np.uint64) >= _PARAM_LIMIT[:, kind]
+    params_bad = params.view(np.uint64) >= _PARAM_LIMIT.take(kind, axis=1)
     track_bad = track.view(np.uint64) >= MAX_TRACKS
     ok = ~(params_bad.any(axis=0) | track_bad)
     candidates = ok.nonzero()[0]
@@ -908,7 +915,7 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
         batch.drop("long_note", file[failed[long_note]])
         batch.drop("out_of_range", file[failed[~long_note]])
 
-    emitted = events[:, candidates]
+    emitted = events.take(candidates, axis=1)
     kinds, emitted_file = emitted[KIND], emitted[FILE]
     per_file = np.bincount(emitted_file, minlength=batch.count)
     extra = 1 if options.add_bos_eos else 0
@@ -923,7 +930,7 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
     tokens[1, at] = relative + vocab.PARAM_OFFSET["time1"]
     tokens[2, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
     tokens[3, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
-    tokens[4:, at] = emitted[PARAM0:POSITION] + _PARAM_OFFSET[:, kinds]
+    tokens[4:, at] = emitted[PARAM0:POSITION] + _PARAM_OFFSET.take(kinds, axis=1)
     if extra:
         tokens[0, starts] = vocab.BOS
         tokens[0, ends - 1] = vocab.EOS

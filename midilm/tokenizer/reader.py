@@ -410,13 +410,14 @@ def _merge(decoded: tuple[np.ndarray, np.ndarray], runs: np.ndarray, singles: np
     if not run_rows.shape[1]:
         return singles[1:]
     messages_before = np.append(0, per_run.cumsum())[np.searchsorted(runs[0], singles[0])]
-    at = messages_before + np.arange(singles.shape[1])
-    merged = np.empty((5, run_rows.shape[1] + singles.shape[1]), np.int64)
-    is_single = np.zeros(merged.shape[1], bool)
-    is_single[at] = True
-    merged[:, at] = singles[1:]
-    merged[:, ~is_single] = run_rows
-    return merged
+    single_at = messages_before + np.arange(singles.shape[1])
+    count = run_rows.shape[1] + singles.shape[1]
+    is_single = np.zeros(count, bool)
+    is_single[single_at] = True
+    joined_at = np.empty(count, np.int64)
+    joined_at[~is_single] = np.arange(run_rows.shape[1])
+    joined_at[single_at] = np.arange(run_rows.shape[1], count)
+    return np.concatenate([run_rows, singles[1:]], axis=1).take(joined_at, axis=1)
 
 
 _ON, _OFF = 6, 7
@@ -497,12 +498,12 @@ def _score_events(messages: np.ndarray, smpte_track: np.ndarray | None) -> tuple
     row_at = np.full(count, -1, np.int64)
     row_at[settings] = np.arange(len(settings))
     row_at[closed_off] = np.arange(len(settings), len(settings) + len(closed_on))
-    ordered = columns[:, row_at[row_at >= 0]]
+    ordered = columns.take(row_at[row_at >= 0], axis=1)
     ends = (track[last], tick[last])
     if not len(open_on):
         return ordered, ends, smpte_tempo
     # notes never closed: after their track's events, by key first opened, then oldest first
-    open_columns = columns[:, len(settings) + len(closed_on) :][:, np.lexsort((open_on, open_first, track[open_on]))]
+    open_columns = columns[:, len(settings) + len(closed_on) :].take(np.lexsort((open_on, open_first, track[open_on])), axis=1)
     at = np.searchsorted(ordered[TRACK], open_columns[TRACK], side="right")
     return np.insert(ordered, at, open_columns, axis=1), ends, smpte_tempo
 
