@@ -316,7 +316,7 @@ class Trainer:
         window = _Window()
         last_metrics: dict[str, Any] = {}
         with _DeferredInterrupt() as interrupt:
-            while not (reason := self._limits_reached(started, interrupt)):
+            while not (reason := pos.stop_reason or self._limits_reached(started, interrupt)):
                 self.train_view.set_epoch(pos.epoch)
                 loader = iter(self._loader(list(self.batches.micro_batches(pos.epoch, pos.step_in_epoch)), self.train_view))
                 while not reason and pos.step_in_epoch < self.batches.steps_per_epoch:
@@ -361,6 +361,7 @@ class Trainer:
             nats += loss_sum.detach().double()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.step_lr = self.optimizer.param_groups[0]["lr"]
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.schedule.after_step()
@@ -431,7 +432,7 @@ class Trainer:
             "step": pos.step,
             "epoch": round(pos.epoch + pos.step_in_epoch / self.batches.steps_per_epoch, 4),
             "train_loss": window.loss(),
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.step_lr,  # the rate the last step used
             "tokens_per_s": window.tokens_per_s(),
             "elapsed_s": round(pos.train_seconds + time.monotonic() - started, 2),
         }

@@ -29,7 +29,7 @@ class LRSchedule:
                     return (step + 1) / warmup
                 if not cosine:
                     return 1.0
-                progress = min(1.0, (step - warmup) / max(1, total - warmup))
+                progress = min(1.0, (step - warmup) / max(1, total - 1 - warmup))  # the last step at the floor
                 return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

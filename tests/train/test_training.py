@@ -118,3 +118,47 @@ def test_fine_tuning_starts_from_the_checkpoint_on_another_store(golden_store: P
     assert json.loads((tmp_path / "ft" / "config.json").read_text())["init"] == str(tmp_path / "base")
     torch.testing.assert_close(tuned.model.token_embed.weight, base.model.token_embed.weight)  # frozen
     assert not torch.equal(tuned.model.stack.blocks[0].attn.qkv.weight, base.model.stack.blocks[0].attn.qkv.weight)
+
+
+def test_gradient_accumulation_follows_the_same_path(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    common = {"max_steps": 10, "eval_every": 10, "batch_size": 8}
+    model = preset_config("gpt", "tiny")
+    model.dropout = 0.0  # dropout draws differ with the micro-batch layout
+    start_run(golden_store, tmp_path / "one", model, tiny_config(**common))
+    start_run(golden_store, tmp_path / "two", model, tiny_config(**common, grad_accum=2))
+    one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
+    assert [r["train_loss"] for r in two] == pytest.approx([r["train_loss"] for r in one], abs=1e-4)
+    assert two[-1]["val_loss"] == pytest.approx(one[-1]["val_loss"], abs=1e-4)
+
+
+def test_same_seed_same_run_other_seed_other_run(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        tiny_run(golden_store, tmp_path / name, max_steps=5, eval_every=5, seed=seed)
+    a, b, c = (read_metrics(tmp_path / name)[-1]["val_loss"] for name in "abc")
+    assert a == b and a != c
+
+
+def test_stalled_validation_lowers_the_rate_then_stops_the_run(golden_store: Path, tmp_path: Path, tiny_run, monkeypatch) -> None:
+    from midilm.train.loop import Trainer
+
+    losses = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8, 4.9])
+    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"loss": next(losses), "ppl": 1.0, "nats_per_event": 1.0})
+    result = tiny_run(golden_store, tmp_path / "run", lr=1e-3, max_steps=100, eval_every=2, plateau_patience=1, early_stop_patience=3)
+    rows = {r["step"]: r for r in read_metrics(tmp_path / "run") if "val_loss" in r}
+    assert result.stop_reason == "early_stopping" and result.step == 10  # three evaluations without a new best
+    assert rows[8]["lr"] == 1e-3 and rows[10]["lr"] == 5e-4  # halved after the second evaluation without one
+    assert json.loads((tmp_path / "run" / "best" / "meta.json").read_text())["step"] == 4
+
+
+def test_warmup_then_cosine_schedule(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", schedule="cosine", warmup_steps=5, max_steps=20, log_every=1, lr=1e-3, min_lr_ratio=0.1)
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "run")]
+    assert lrs[:6] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3, 1e-3])  # the rate each step used
+    assert lrs[-1] == pytest.approx(1e-4)  # the last step at the floor
+    assert all(a > b for a, b in zip(lrs[5:], lrs[6:], strict=False))  # falls after the warmup
+
+
+def test_tensorboard_logs_the_scalars(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    pytest.importorskip("tensorboard")
+    tiny_run(golden_store, tmp_path / "run", max_steps=5, eval_every=5, tensorboard=True)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
