@@ -230,9 +230,9 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 start = start_fields()
                 sampling = sampling_fields()
                 generate_button = gr.Button("Generate", variant="primary")
-                status = gr.Markdown(elem_id="status")
             with gr.Column(scale=3, min_width=420):
                 gr.Markdown(RESULTS)
+                status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
                 slots, continue_buttons = result_slots()
 
         rescan.click(lambda: gr.Dropdown(choices=checkpoint_choices(settings.runs_dir, settings.checkpoint)), outputs=checkpoint)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from midilm.app.forms import MAX_PROMPT_BYTES
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -145,11 +147,21 @@ def test_upload_a_prompt_generate_listen_download_and_continue(page, prompt_path
     expect(page.locator("#prompt-info")).to_contain_text("sample-00.mid: ")
 
 
-def test_a_file_that_is_not_midi_is_rejected_in_the_page(page, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "size_bytes", "message"),
+    [
+        ("notes.mid", 0, "Rejected. notes.mid: not a MIDI file"),  # midilm's check, under the upload
+        ("notes.txt", 0, "Invalid file type: notes.txt"),  # Gradio's checks, as a notice
+        ("big.mid", MAX_PROMPT_BYTES + 1, 'exceed the maximum allowed size of 5.0 Mb: "big.mid"'),
+    ],
+)
+def test_uploads_that_are_not_midi_or_too_large_are_rejected_in_the_page(
+    page, tmp_path: Path, name: str, size_bytes: int, message: str
+) -> None:
     from playwright.sync_api import expect
 
-    fake = tmp_path / "notes.mid"
-    fake.write_text("these are my notes, not a MIDI file")
+    upload = tmp_path / name
+    upload.write_bytes(b"these are my notes, not a MIDI file".ljust(size_bytes, b" "))
     page.get_by_role("tab", name="Prompt MIDI").click()
-    page.locator("input[type=file]").first.set_input_files(str(fake))
-    expect(page.locator("#prompt-info")).to_contain_text("Rejected. notes.mid: not a MIDI file")
+    page.locator("input[type=file]").first.set_input_files(str(upload))
+    expect(page.get_by_text(message)).to_be_visible()
