@@ -212,10 +212,9 @@ def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> lis
         key_sf = events[[FILE, PARAM0]].compress(events[KIND] == KEY_SIG, axis=1)
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
-    if options.add_default_instr:
-        events = _add_default_instruments(events, instruments, batch)
-    events = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
-    events = _collapse_setup(_sort(events), batch)
+    default_patches = _default_instruments(instruments, batch) if options.add_default_instr else []
+    events, detected_keys = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
+    events = _collapse_setup(_sort(_append(events, default_patches + detected_keys)), batch)
     if options.remove_empty_channels and any(i.empty for i in instruments):
         events = _drop_empty_channels(events, instruments, batch)
     return _emit(events, options, batch)
@@ -529,9 +528,11 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     survives = ends & ~popped_sorted
     batch.drop("note_overlap", file[popped])
     batch.drop("duplicate", file[order[~survives & ~popped_sorted]])
-    result = events.take(order[survives], axis=1)
-    result[POSITION] = chain_first[survives]
-    return result.take(np.argsort(result[POSITION], kind="stable"), axis=1)
+    place = chain_first[survives]
+    by_place = np.argsort(place, kind="stable")
+    result = events.take(order[survives][by_place], axis=1)
+    result[POSITION] = place[by_place]
+    return result
 
 
 def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
@@ -694,15 +695,16 @@ def _append(events: np.ndarray, new: list) -> np.ndarray:
     return np.concatenate([events, added], axis=1)
 
 
-def _add_default_instruments(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
+def _default_instruments(instruments: list[_Instruments], batch: _Batch) -> list[list[int]]:
     """Step 4a: program 0 at time 0 on the home track of every channel that has
-    notes but no program change (the drum channel included)."""
+    notes but no program change (the drum channel included), as events to
+    append."""
     added = []
     for file, (of_file, report) in enumerate(zip(instruments, batch.reports, strict=True)):
         rows = [[PATCH, 0, of_file.home[c], c, 0, 0, 0, 0, file] for c in of_file.channels if c not in of_file.patch_channels and c in of_file.home]
         report.add("default_patch", len(rows))
         added += rows
-    return _append(events, added)
+    return added
 
 
 def detect_key(pitch_class_hist: np.ndarray, threshold: float = 0.7) -> int | None:
@@ -737,17 +739,18 @@ def _fix_key_signatures(
     instruments: list[_Instruments],
     options: TokenizerOptions,
     batch: _Batch,
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[list[int]]]:
     """Step 4b: in a file with no key signature, or only C major/A minor ones
     (``key_sf``, FILE and sf of the key signatures the reference looks at),
     detect the key from the notes: add it to every track, or write it into
-    the existing ones; if no key is found, the C major/A minor ones are removed."""
+    the existing ones; if no key is found, the C major/A minor ones are
+    removed. Returns the events and the key signatures to append."""
     files, sf_values = key_sf
     looked_at = np.bincount(files, minlength=batch.count)
     known = np.bincount(files[sf_values != NO_KEY_SF], minlength=batch.count)
     undecided = (known == 0).nonzero()[0].tolist()
     if not undecided:
-        return events
+        return events, []
     rows = (events[KIND] == KEY_SIG).nonzero()[0]
     rows = rows[np.argsort(events[FILE, rows], kind="stable")]
     bounds = np.searchsorted(events[FILE, rows], np.arange(batch.count + 1)).tolist()
@@ -780,7 +783,7 @@ def _fix_key_signatures(
         events[PARAM1, list(at)] = 0
     if removed:
         events = np.delete(events, removed, axis=1)
-    return _append(events, added)
+    return events, added
 
 
 def _sort(events: np.ndarray) -> np.ndarray:
@@ -803,34 +806,31 @@ def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
     in_setup = _setup(events)
     if not in_setup.any():
         return events
-    setup = events.compress(in_setup, axis=1)
+    setup_at = in_setup.nonzero()[0]
+    setup = events.take(setup_at, axis=1)
     kind = setup[KIND]
     setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
     first, second = _dedup_key(setup)
     file_track = _file_track(setup)
     order = _order(file_track, kind, first, second)
     starts, ends = _group_bounds(file_track[order], kind[order], first[order], second[order])
-    # each kept setting takes the place of its group's first member
-    first_member = order[np.maximum.accumulate(np.where(starts, np.arange(setup.shape[1]), 0))[ends]]
-    by_place = np.argsort(first_member)
-    kept = setup.take(order[ends][by_place], axis=1)
-    kept[POSITION] = first_member[by_place]
     batch.drop("setup_replaced", setup[FILE, order[~ends]])
-    kept = _sort(kept)
-    rest = events.compress(~in_setup, axis=1)
+    # the last of each group survives, in the place of the group's first member, at time 0
+    first_member = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))[ends]]
+    survivor = order[ends]
+    events[TIME, setup_at[survivor]] = setup[TIME, survivor]
+    events[POSITION, setup_at[survivor]] = first_member
+    kept = setup_at[survivor[np.argsort(first_member)]]
+    kept = kept[_order(events[FILE, kept], events[TIME, kept], events[TRACK, kept], _SORT_RANK[events[KIND, kept]], nearly_sorted=True)]
+    rest = (~in_setup).nonzero()[0]
     # each file: its kept settings, sorted, then the rest of its events
-    kept_count = np.bincount(kept[FILE], minlength=batch.count)
-    rest_count = np.bincount(rest[FILE], minlength=batch.count)
+    kept_count = np.bincount(events[FILE, kept], minlength=batch.count)
+    rest_count = np.bincount(events[FILE, rest], minlength=batch.count)
     file_end = (kept_count + rest_count).cumsum()
-    place = np.concatenate(
-        [
-            np.arange(kept.shape[1]) + (file_end - rest_count - kept_count.cumsum())[kept[FILE]],
-            np.arange(rest.shape[1]) + (file_end - rest_count.cumsum())[rest[FILE]],
-        ]
-    )
-    joined_at = np.empty_like(place)
-    joined_at[place] = np.arange(len(place))
-    return np.concatenate([kept, rest], axis=1).take(joined_at, axis=1)
+    taken = np.empty(len(kept) + len(rest), np.int64)
+    taken[np.arange(len(kept)) + (file_end - rest_count - kept_count.cumsum())[events[FILE, kept]]] = kept
+    taken[np.arange(len(rest)) + (file_end - rest_count.cumsum())[events[FILE, rest]]] = rest
+    return events.take(taken, axis=1)
 
 
 def _setup(events: np.ndarray) -> np.ndarray:
