@@ -40,6 +40,18 @@ class AppSettings:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
 
 
+def checkpoint_hint(runs_dir: Path, *, found: bool) -> str:
+    if found:
+        return f"the shipped model, a run under {runs_dir}/, or type the path of a run folder or weights file"
+    return f"no model found (none shipped, no run under {runs_dir}/): type the path of a run folder or weights file, or train one with `midilm train`"
+
+
+def rescanned(settings: AppSettings) -> gr.Dropdown:
+    """The checkpoint list again, with runs saved since the page opened."""
+    choices = checkpoint_choices(settings.runs_dir, settings.checkpoint)
+    return gr.Dropdown(choices=choices, info=checkpoint_hint(settings.runs_dir, found=bool(choices)))
+
+
 def rejection(error: MidilmError) -> str:
     return f"⚠️ **Rejected.** {error}"
 
@@ -224,7 +236,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                     value=choices[0][1] if choices else None,
                     allow_custom_value=True,
                     label="Checkpoint",
-                    info=f"the shipped model, a run under {settings.runs_dir}/, or type the path of a run folder or weights file",
+                    info=checkpoint_hint(settings.runs_dir, found=bool(choices)),
                 )
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
@@ -235,7 +247,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
                 slots, continue_buttons = result_slots()
 
-        rescan.click(lambda: gr.Dropdown(choices=checkpoint_choices(settings.runs_dir, settings.checkpoint)), outputs=checkpoint)
+        rescan.click(lambda: rescanned(settings), outputs=checkpoint)
         start.controls_tab.select(lambda: CONTROLS_TAB, outputs=mode)
         start.prompt_tab.select(lambda: PROMPT_TAB, outputs=mode)
         start.prompt_file.upload(on_upload, inputs=start.prompt_file, outputs=[start.prompt_file, start.prompt_info])

@@ -33,3 +33,11 @@ def tiny_run(runs_dir: Path) -> Path:
 @pytest.fixture
 def prompt_path(golden_dir: Path) -> Path:
     return golden_dir / PROMPT_NAME
+
+
+@pytest.fixture
+def no_shipped_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs only: the list does not depend on whether a default model is installed."""
+    from midilm.app import checkpoints
+
+    monkeypatch.setattr(checkpoints, "shipped_model", lambda: None)

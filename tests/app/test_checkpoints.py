@@ -14,11 +14,6 @@ from midilm.app.checkpoints import DEFAULT_MODEL_LABEL, ModelCache, checkpoint_c
 from midilm.errors import CheckpointError, ConfigError
 
 
-@pytest.fixture
-def no_shipped_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoints, "shipped_model", lambda: None)
-
-
 def age(run: Path, seconds: float) -> None:
     """Set the modification time of a run's checkpoint files ``seconds`` in the past."""
     for path in run.rglob("*.safetensors"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -119,7 +120,16 @@ def test_continue_makes_a_sample_the_whole_prompt(prompt_path: Path) -> None:
     assert info.startswith("**bach_bwv1.6.mid**") and tabs.selected == ui.PROMPT_TAB
 
 
+@pytest.mark.usefixtures("no_shipped_model")
 def test_the_page_builds_with_the_runs_it_finds(runs_dir: Path, tmp_path: Path) -> None:
     app = ui.build_app(ui.AppSettings(out_dir=tmp_path, runs_dir=runs_dir, device="cpu"))
     dropdown = next(block for block in app.blocks.values() if isinstance(block, gr.Dropdown) and block.label == "Checkpoint")
     assert dropdown.value == str(runs_dir / "tiny")
+
+
+@pytest.mark.usefixtures("no_shipped_model")
+def test_rescanning_finds_runs_saved_since_the_page_opened(tiny_run: Path, tmp_path: Path) -> None:
+    settings = ui.AppSettings(out_dir=tmp_path / "out", runs_dir=tmp_path / "runs", device="cpu")
+    assert ui.rescanned(settings).choices == [] and "no model found" in ui.rescanned(settings).info
+    shutil.copytree(tiny_run, settings.runs_dir / "new")
+    assert [value for _, value in ui.rescanned(settings).choices] == [str(settings.runs_dir / "new")]
