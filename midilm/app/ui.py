@@ -283,5 +283,7 @@ def launch(app: gr.Blocks, settings: AppSettings, *, host: str, port: int, share
     except OSError as exc:
         from midilm.errors import ConfigError
 
-        raise ConfigError(f"--host {host} --port {port}: cannot serve there: {exc}") from exc
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: the port is in use or the address is not this machine's (choose another --port or --host)"
+        ) from exc
     return share_url or local_url
