@@ -47,8 +47,8 @@ def free_port() -> int:
 class AppServer:
     """``midilm app`` in a subprocess, its output collected by a thread."""
 
-    def __init__(self, args: list[str]) -> None:
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    def __init__(self, args: list[str], gradio_cache: Path) -> None:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(gradio_cache)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "midilm", "app", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
         )
@@ -102,7 +102,7 @@ def browser() -> Iterator[object]:
 def server(runs_dir: Path, tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     out = tmp_path_factory.mktemp("app-samples")
     args = ["--checkpoint", str(tiny_run), "--runs", str(runs_dir), "--out", str(out), "--port", str(free_port()), "--device", "cpu"]
-    app = AppServer(args)
+    app = AppServer(args, gradio_cache=tmp_path_factory.mktemp("gradio-cache"))  # not the shared /tmp/gradio
     yield app
     app.stop()
     assert "Traceback" not in app.output, app.output
