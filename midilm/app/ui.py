@@ -16,7 +16,7 @@ import gradio as gr
 from midilm import vocab
 from midilm.app import forms
 from midilm.app.checkpoints import ModelCache, checkpoint_choices
-from midilm.app.pieces import GenerationRequest, generate_pieces
+from midilm.app.pieces import GenerationRequest, Piece, generate_pieces
 from midilm.errors import MidilmError
 from midilm.sample.config import Controls, SamplingConfig
 
@@ -41,6 +41,7 @@ class AppSettings:
 
 
 def checkpoint_hint(runs_dir: Path, *, found: bool) -> str:
+    """The line under the checkpoint list; with nothing to list, how to get a model."""
     if found:
         return f"the shipped model, a run under {runs_dir}/, or type the path of a run folder or weights file"
     return f"no model found (none shipped, no run under {runs_dir}/): type the path of a run folder or weights file, or train one with `midilm train`"
@@ -53,6 +54,7 @@ def rescanned(settings: AppSettings) -> gr.Dropdown:
 
 
 def rejection(error: MidilmError) -> str:
+    """Why an upload was refused, as the page shows it under the upload."""
     return f"⚠️ **Rejected.** {error}"
 
 
@@ -73,7 +75,7 @@ def continue_from(midi_paths: list[str], index: int) -> tuple[str | None, int, f
     return path, 0, 0.0, info, gr.Tabs(selected=PROMPT_TAB), PROMPT_TAB
 
 
-def result_updates(pieces: list, index: int) -> list[Any]:
+def result_updates(pieces: list[Piece], index: int) -> list[Any]:
     """The values of result slot ``index``: visibility, title, audio, piano roll, downloads."""
     if index >= len(pieces):
         return [gr.Group(visible=False), "", None, None, None]
