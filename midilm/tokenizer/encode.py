@@ -331,9 +331,15 @@ def _hysteresis(keys: tuple[np.ndarray, ...], values: np.ndarray, eps: int) -> n
         return np.ones(len(values), bool)
     order = _order(*keys)
     starts = _group_bounds(*(key[order] for key in keys))[0]
+    values = values[order]
+    # a value equal to the one before it in its key is never kept and changes nothing
+    candidates = starts.copy()
+    np.not_equal(values[1:], values[:-1], out=candidates[1:])
+    candidates |= starts
+    at = candidates.nonzero()[0]
     kept_at = []
     last = 0
-    for i, (start, value) in enumerate(zip(starts.tolist(), values[order].tolist(), strict=True)):
+    for i, start, value in zip(at.tolist(), starts[at].tolist(), values[at].tolist(), strict=True):
         if start:
             last = 0
         if value - last >= eps or last - value >= eps:
@@ -389,14 +395,14 @@ def _changes(values: np.ndarray) -> np.ndarray:
     return changed.nonzero()[0]
 
 
-def _first_seen(values: np.ndarray) -> list[int]:
+def _first_seen(values: np.ndarray) -> np.ndarray:
     """Distinct values in order of first appearance."""
     if not len(values):
-        return []
+        return values
     values = values[_changes(values)]
     order = _order(values)
     first = order[_group_bounds(values[order])[0]]
-    return values[np.sort(first)].tolist()
+    return values[np.sort(first)]
 
 
 @dataclass
@@ -437,10 +443,12 @@ class _Layout:
         if not len(used):
             return layouts
         file, channel, track, is_note = events[FILE, used], events[PARAM0, used], events[TRACK, used], kind[used] == NOTE
-        for code in _first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note):
-            pair, note = divmod(code, 2)
-            file_channel, t = divmod(pair, MAX_TRACKS)
-            f, c = divmod(file_channel, CHANNELS)
+        codes = _first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note)
+        pairs = codes >> 1
+        file_channels = pairs // MAX_TRACKS
+        for f, c, t, note in zip(
+            (file_channels // CHANNELS).tolist(), (file_channels % CHANNELS).tolist(), (pairs % MAX_TRACKS).tolist(), (codes & 1).tolist(), strict=True
+        ):
             layout = layouts[f]
             instruments = layout.instruments
             if c not in layout.track_map:
@@ -456,7 +464,7 @@ class _Layout:
             instruments.home = {c: tracks_of[0] for c, tracks_of in layout.note_tracks.items()}
             instruments.empty = [c for c in instruments.channels if c not in layout.note_tracks]
         patch = kind[used] == PATCH
-        for code in _first_seen(file[patch] * CHANNELS + channel[patch]):
+        for code in _first_seen(file[patch] * CHANNELS + channel[patch]).tolist():
             layouts[code // CHANNELS].instruments.patch_channels.add(code % CHANNELS)
         melodic = is_note & (channel != DRUM_CHANNEL)
         hist = np.bincount(file[melodic] * 12 + events[PARAM1, used[melodic]] % 12, minlength=12 * files).reshape(files, 12)
@@ -620,7 +628,7 @@ def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions
     notes = (kind == NOTE).nonzero()[0]
     for code, track_index in zip(*_first_rows(file_channel[notes], events[TRACK, notes]), strict=True):
         instruments[code // CHANNELS].home[code % CHANNELS] = track_index
-    for code in _first_seen(file_channel[kind == PATCH]):
+    for code in _first_seen(file_channel[kind == PATCH]).tolist():
         instruments[code // CHANNELS].patch_channels.add(code % CHANNELS)
     for layout, renumbering, renumbered in zip(layouts, renumberings, instruments, strict=True):
         channel_map = renumbering.channel_map

@@ -234,13 +234,14 @@ class _Scan:
         run_bytes, runs, records = self.run_bytes, self.runs, self.records
         marks = len(run_bytes), len(runs), len(records)
         offset, batch_track = self.offset, self.tracks + track
+        single_status, match_continuing, match_fresh = _SINGLE_STATUS, _RUN_CONTINUING.match, _RUN_FRESH.match
         status_class = _NO_STATUS
         try_run = True
         try:
             while pos < end:
                 # a one-byte delta followed by a meta, sysex or one-data-byte status cannot start a run
-                if try_run and (data[pos] >= 0x80 or pos + 1 >= end or not _SINGLE_STATUS[data[pos + 1]]):
-                    run = (_RUN_CONTINUING if status_class == _TWO_DATA_BYTES else _RUN_FRESH).match(data, pos, end)
+                if try_run and (data[pos] >= 0x80 or pos + 1 >= end or not single_status[data[pos + 1]]):
+                    run = (match_continuing if status_class == _TWO_DATA_BYTES else match_fresh)(data, pos, end)
                     if run is not None:
                         stop = run.end()
                         run_bytes.append(data[pos:stop])
@@ -498,14 +499,13 @@ def _score_events(messages: np.ndarray, smpte_track: np.ndarray | None) -> tuple
     row_at = np.full(count, -1, np.int64)
     row_at[settings] = np.arange(len(settings))
     row_at[closed_off] = np.arange(len(settings), len(settings) + len(closed_on))
-    ordered = columns.take(row_at[row_at >= 0], axis=1)
+    order = row_at[row_at >= 0]
     ends = (track[last], tick[last])
-    if not len(open_on):
-        return ordered, ends, smpte_tempo
-    # notes never closed: after their track's events, by key first opened, then oldest first
-    open_columns = columns[:, len(settings) + len(closed_on) :].take(np.lexsort((open_on, open_first, track[open_on])), axis=1)
-    at = np.searchsorted(ordered[TRACK], open_columns[TRACK], side="right")
-    return np.insert(ordered, at, open_columns, axis=1), ends, smpte_tempo
+    if len(open_on):
+        # notes never closed: after their track's events, by key first opened, then oldest first
+        open_rows = len(settings) + len(closed_on) + np.lexsort((open_on, open_first, track[open_on]))
+        order = np.insert(order, np.searchsorted(columns[TRACK, order], columns[TRACK, open_rows], side="right"), open_rows)
+    return columns.take(order, axis=1), ends, smpte_tempo
 
 
 def pair_notes(
