@@ -518,10 +518,9 @@ def pair_notes(
     Returns message indices: (on, off) of the closed notes, the ons never
     closed, and for each of those the first note-on of its key.
 
-    One queue per key, vectorised: along a key's messages the queue length
-    is the running sum of +1 (on) / -1 (off) clamped at 0, which equals
-    ``sum - min(0, running minimum of sum)``. An off that finds the queue
-    empty is ignored; the k-th accepted off closes the k-th on.
+    A key whose messages alternate on, off, on, off (most keys) pairs each
+    on with the message after it; the other keys go through
+    :func:`_pair_queues`.
     """
     index = (is_on | is_off).nonzero()[0]
     count = len(index)
@@ -532,6 +531,44 @@ def pair_notes(
     order = np.argsort(key * count + np.arange(count))  # unique keys: as stable as a stable sort
     index, key = index[order], key[order]
     on = is_on[index]
+    new_key = np.empty(count, bool)
+    new_key[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_key[1:])
+    last_of_key = np.empty(count, bool)
+    last_of_key[-1] = True
+    last_of_key[:-1] = new_key[1:]
+    irregular = (new_key & ~on) | (last_of_key & on)
+    irregular[1:] |= ~new_key[1:] & (on[1:] == on[:-1])
+    if not irregular.any():
+        closed_on = on.nonzero()[0]
+        return index[closed_on], index[closed_on + 1], index[:0], index[:0]
+    group = new_key.cumsum() - 1
+    irregular_group = np.zeros(int(group[-1]) + 1, bool)
+    irregular_group[group[irregular]] = True
+    queued = irregular_group[group]
+    regular_on = (on & ~queued).nonzero()[0]
+    queued_at = queued.nonzero()[0]
+    queued_on, queued_off, open_on, open_first = (queued_at[at] for at in _pair_queues(key[queued_at], on[queued_at]))
+    return (
+        index[np.concatenate([regular_on, queued_on])],
+        index[np.concatenate([regular_on + 1, queued_off])],
+        index[open_on],
+        index[open_first],
+    )
+
+
+def _pair_queues(key: np.ndarray, on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """First-in first-out pairing of note messages sorted by key (then in
+    file order), ``on`` telling note-ons from note-offs. Returns positions:
+    (on, off) of the closed notes, the ons never closed, and for each of
+    those the first note-on of its key.
+
+    One queue per key, vectorised: along a key's messages the queue length
+    is the running sum of +1 (on) / -1 (off) clamped at 0, which equals
+    ``sum - min(0, running minimum of sum)``. An off that finds the queue
+    empty is ignored; the k-th accepted off closes the k-th on.
+    """
+    count = len(key)
     step = on.astype(np.int64) * 2 - 1
     new_key = np.empty(count, bool)
     new_key[0] = True
@@ -557,4 +594,4 @@ def pair_notes(
     still_open[matched] = False
     open_at = on_at[still_open]
     first_of_key = on_at[ons_before_key[group[open_at]]]
-    return index[on_at[matched]], index[off_at], index[open_at], index[first_of_key]
+    return on_at[matched], off_at, open_at, first_of_key
