@@ -29,3 +29,26 @@ def golden_dir() -> Path:
 @pytest.fixture(scope="session")
 def golden_manifest() -> dict:
     return json.loads((GOLDEN_DIR / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def chorale_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A token store of six Bach chorales: enough real music for a tiny model."""
+    from midilm.data import PrepareOptions, prepare
+
+    store = tmp_path_factory.mktemp("chorales") / "store"
+    prepare(sorted(GOLDEN_DIR.glob("bach_*.mid"))[:6], store, PrepareOptions(workers=1), progress=False)
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt_run(chorale_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``runs/tiny``: a gpt of the tiny preset after two steps on the chorales
+    (seconds to train; its music is noise, but every file type comes out)."""
+    from midilm.model import preset_config
+    from midilm.train import TrainConfig, start_run
+
+    run = tmp_path_factory.mktemp("runs") / "runs" / "tiny"
+    train = TrainConfig(seq_len=64, stride=32, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2)
+    start_run(chorale_store, run, preset_config("gpt", "tiny"), train)
+    return run

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
 from midilm.sample import Controls, SamplingConfig, sample_events, start_rows
-from midilm.sample.output import write_sample
+from midilm.sample.output import write_samples
 from midilm.sample.prompt import load_prompt
 from midilm.tokenizer import summarize
 
@@ -88,28 +88,21 @@ def generate_pieces(models: ModelCache, request: GenerationRequest, out_root: Pa
         "sampling": request.sampling,
         "controls": request.controls,
         "prompt": None if request.prompt is None else request.prompt.name,
-        "start_events": result.start_events,
-        "stop_reason": result.stop_reason,
-        "timing": {"seconds": round(result.seconds, 3), "events_per_s": round(result.events_per_s, 2)},
     }
-    pieces = []
-    for i, tokens in enumerate(result.samples):
-        if progress is not None:
-            progress(i, len(result.samples), "samples rendered")
-        seed = request.sampling.seed + i
-        record = {**settings, "sample": i, "seed": seed, "generated_events": result.generated_events[i]}
-        files = write_sample(folder, f"sample-{i:02d}", tokens, record, audio=True, piano_roll=True)
-        pieces.append(
-            Piece(
-                index=i,
-                seed=seed,
-                generated_events=result.generated_events[i],
-                seconds=summarize(tokens).seconds,
-                midi=files["midi"],
-                audio=files["audio"],
-                piano_roll=files["piano_roll"],
-                tokens=files["tokens"],
-                record=files["record"],
-            )
+    on_sample = None if progress is None else lambda i, n: progress(i, n, "samples rendered")
+    written = write_samples(folder, result, settings, seed=request.sampling.seed, audio=True, piano_roll=True, on_sample=on_sample)
+    pieces = [
+        Piece(
+            index=i,
+            seed=request.sampling.seed + i,
+            generated_events=result.generated_events[i],
+            seconds=summarize(tokens).seconds,
+            midi=files["midi"],
+            audio=files["audio"],
+            piano_roll=files["piano_roll"],
+            tokens=files["tokens"],
+            record=files["record"],
         )
+        for i, (tokens, files) in enumerate(zip(result.samples, written, strict=True))
+    ]
     return Generation(pieces, folder, result.seconds, result.events_per_s, result.stop_reason)

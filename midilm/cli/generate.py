@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     from midilm.runtime import resolve_device
     from midilm.sample import sample_events, start_rows
-    from midilm.sample.output import write_sample
+    from midilm.sample.output import write_samples
     from midilm.sample.prompt import load_prompt
     from midilm.train import load_for_inference
 
@@ -82,13 +82,9 @@ def run(args: argparse.Namespace) -> int:
         "sampling": config,
         "controls": controls,
         "prompt": args.prompt,
-        "start_events": result.start_events,
-        "stop_reason": result.stop_reason,
-        "timing": {"seconds": round(result.seconds, 3), "events_per_s": round(result.events_per_s, 2)},
     }
-    for i, tokens in enumerate(result.samples):
-        record = {**settings, "sample": i, "seed": config.seed + i, "generated_events": result.generated_events[i]}
-        files = write_sample(out, f"{args.prefix}-{i:02d}", tokens, record, audio=args.audio, piano_roll=args.piano_roll)
-        print(f"{files['midi']}  ({result.generated_events[i]} events)" + "".join(f"\n  {p}" for k, p in files.items() if k not in ("midi", "record")))
+    written = write_samples(out, result, settings, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=args.prefix)
+    for files, events in zip(written, result.generated_events, strict=True):
+        print(f"{files['midi']}  ({events} events)" + "".join(f"\n  {p}" for k, p in files.items() if k not in ("midi", "record")))
     print(f"{sum(result.generated_events)} events in {result.seconds:.1f} s ({result.events_per_s:.1f} events/s); settings in {out}/{args.prefix}-*.json")
     return 130 if result.stop_reason == "interrupted" else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,35 @@ def write_sample(out_dir: Path, name: str, tokens: np.ndarray, record: dict[str,
     record = {**record, "files": {kind: path.name for kind, path in files.items()}}
     files["record"].write_text(json.dumps(record, indent=2, default=_jsonable))
     return files
+
+
+def write_samples(
+    out_dir: Path,
+    result: Any,
+    settings: dict[str, Any],
+    *,
+    seed: int,
+    audio: bool,
+    piano_roll: bool,
+    prefix: str = "sample",
+    on_sample: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Path]]:
+    """Every sample of a ``GenerationResult``, each with a JSON record of the
+    shared ``settings`` (checkpoint, sampling, controls, prompt), its own seed
+    and counts, and the run's timing; ``on_sample(i, n)`` reports progress."""
+    shared = {
+        **settings,
+        "start_events": result.start_events,
+        "stop_reason": result.stop_reason,
+        "timing": {"seconds": round(result.seconds, 3), "events_per_s": round(result.events_per_s, 2)},
+    }
+    written = []
+    for i, tokens in enumerate(result.samples):
+        if on_sample is not None:
+            on_sample(i, len(result.samples))
+        record = {**shared, "sample": i, "seed": seed + i, "generated_events": result.generated_events[i]}
+        written.append(write_sample(out_dir, f"{prefix}-{i:02d}", tokens, record, audio=audio, piano_roll=piano_roll))
+    return written
 
 
 def _jsonable(value: Any) -> Any:

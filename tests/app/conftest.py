@@ -6,23 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from midilm.data import PrepareOptions, prepare
-from midilm.model import preset_config
-from midilm.train import TrainConfig, start_run
-
 PROMPT_NAME = "bach_bwv1.6.mid"
 
 
 @pytest.fixture(scope="session")
-def runs_dir(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``runs/tiny``: a gpt of the tiny preset after a few steps on six chorales
-    (seconds to train; its music is noise, but every file type comes out)."""
-    root = tmp_path_factory.mktemp("app")
-    store = root / "store"
-    prepare(sorted(golden_dir.glob("bach_*.mid"))[:6], store, PrepareOptions(workers=1), progress=False)
-    train = TrainConfig(seq_len=64, stride=32, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2)
-    start_run(store, root / "runs" / "tiny", preset_config("gpt", "tiny"), train)
-    return root / "runs"
+def runs_dir(tiny_gpt_run: Path) -> Path:
+    """A runs folder holding ``tiny`` (the shared tiny gpt run)."""
+    return tiny_gpt_run.parent
 
 
 @pytest.fixture(scope="session")
