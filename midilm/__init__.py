@@ -7,24 +7,40 @@ use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from midilm.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
-    # name -> module that defines it
+    # name -> module that defines it, in data-flow order
+    "TokenizerOptions": "midilm.tokenizer",
+    "tokenize": "midilm.tokenizer",
+    "detokenize": "midilm.tokenizer",
+    "tokens_to_midi": "midilm.tokenizer",
+    "augment": "midilm.tokenizer",
+    "check_quality": "midilm.tokenizer",
+    "summarize": "midilm.tokenizer",
+    "prepare": "midilm.data",
+    "PrepareOptions": "midilm.data",
+    "TokenStore": "midilm.data",
+    "TokenWindows": "midilm.data",
+    "EventWindows": "midilm.data",
+    "ModelConfig": "midilm.model",
+    "preset_config": "midilm.model",
+    "build_model": "midilm.model",
+    "TrainConfig": "midilm.train",
+    "start_run": "midilm.train",
+    "resume_run": "midilm.train",
+    "load_for_inference": "midilm.train",
+    "SamplingConfig": "midilm.sample",
+    "Controls": "midilm.sample",
+    "generate": "midilm.sample",
+    "render_wav": "midilm.render",
+    "render_piano_roll": "midilm.render",
+    "evaluate_checkpoint": "midilm.evaluate",
     "MidilmError": "midilm.errors",
     "MidiFileError": "midilm.errors",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'midilm' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__ = lazy_exports(__name__, _LAZY)
+__all__ = sorted(_LAZY)

@@ -123,13 +123,14 @@ def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "config") -> 
         raise ConfigError(f"{source}: {exc}") from exc
 
 
-def load_json(cls: type[C], path: str | Path) -> C:
-    """Read a config dataclass from a JSON file."""
+def read_json(path: str | Path, what: str = "config") -> Any:
+    """A JSON file's content, or a ConfigError naming the file and what is wrong."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no {what} here") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
-    return from_dict(cls, data, source=str(path))
+        raise ConfigError(f"{path}: {what} is not valid JSON: {exc}") from exc

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from midilm.config import add_dataclass_arguments, apply_arguments, from_dict, given_arguments, to_dict
+from midilm.config import add_dataclass_arguments, apply_arguments, from_dict, given_arguments, read_json, to_dict
 from midilm.errors import ConfigError
 from midilm.train.config import FINE_TUNE_LR, TrainConfig
 
@@ -41,12 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _configs(args: argparse.Namespace):
     from midilm.model import ModelConfig, preset_config
 
-    file_data: dict = {}
-    if args.config:
-        try:
-            file_data = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{args.config}: cannot read config: {exc}") from exc
+    file_data = _config_file(args)
+    if file_data:
         unknown = set(file_data) - {"model", "train"}
         if unknown:
             raise ConfigError(f"{args.config}: unknown section(s) {', '.join(sorted(unknown))}; expected 'model' and 'train'")
@@ -79,15 +74,21 @@ def run(args: argparse.Namespace) -> int:
         if args.init:
             if args.arch or args.preset or given_arguments(args, ModelConfig, dest_prefix=MODEL_PREFIX):
                 raise ConfigError("--init takes the model from the checkpoint; drop --arch, --preset and model options")
-            train_config = fine_tune_lr(train_config, lr_given=args.lr is not None or "lr" in _file_train(args))
+            train_config = fine_tune_lr(train_config, lr_given=args.lr is not None or "lr" in _config_file(args).get("train", {}))
         data = args.data or _default_store()
         out = args.out or f"runs/{arch}-{preset}-{time.strftime('%Y%m%d-%H%M%S')}"
         result = start_run(data, out, model_config, train_config, init=args.init)
     return 130 if result.stop_reason == "interrupted" else 0
 
 
-def _file_train(args: argparse.Namespace) -> dict:
-    return json.loads(Path(args.config).read_text()).get("train", {}) if args.config else {}
+def _config_file(args: argparse.Namespace) -> dict:
+    """The --config file's sections (empty without one)."""
+    if not args.config:
+        return {}
+    data = read_json(args.config, "training config")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{args.config}: expected a JSON object with 'model' and/or 'train' sections")
+    return data
 
 
 def _default_store() -> str:

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from midilm import vocab
-from midilm.sample.config import SamplingConfig
 from midilm.sample import generate
+from midilm.sample.config import SamplingConfig
 
 
 def generate_samples(model: torch.nn.Module, count: int, sampling: SamplingConfig, batch_size: int) -> list[np.ndarray]:

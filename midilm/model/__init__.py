@@ -7,8 +7,7 @@ Names load lazily: the config and presets are torch-free, so the CLI can offer
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from midilm.lazy import lazy_exports
 
 _EXPORTS = {
     "ARCHS": "midilm.model.config",
@@ -24,8 +23,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'midilm.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,7 @@ Names load lazily so that the CLI can read the config dataclasses without import
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from midilm.lazy import lazy_exports
 
 _EXPORTS = {
     "Controls": "midilm.sample.config",
@@ -18,8 +17,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'midilm.sample' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

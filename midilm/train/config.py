@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from midilm import __version__
-from midilm.config import from_dict, to_dict
+from midilm.config import from_dict, read_json, to_dict
 from midilm.errors import ConfigError
 
 SCHEDULES = ("plateau", "cosine", "constant")
@@ -128,11 +128,4 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: no run config here (is this a midilm run folder?)") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: run config is not valid JSON: {exc}") from exc
-        return cls.from_json_dict(data, str(path))
+        return cls.from_json_dict(read_json(path, "midilm run config"), str(path))
