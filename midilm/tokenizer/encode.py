@@ -213,11 +213,16 @@ def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> lis
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     default_patches = _default_instruments(instruments, batch) if options.add_default_instr else []
-    events, detected_keys = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
-    events = _collapse_setup(_sort(_append(events, default_patches + detected_keys)), batch)
+    removed, detected_keys = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
+    events = _append(events, default_patches + detected_keys)
+    # step 5 orders and filters row indices, and gathers the table once
+    order = _sort(events)
+    if removed:
+        order = order[np.isin(order, removed, invert=True)]
+    order = _collapse_setup(events, order, batch)
     if options.remove_empty_channels and any(i.empty for i in instruments):
-        events = _drop_empty_channels(events, instruments, batch)
-    return _emit(events, options, batch)
+        order = _drop_empty_channels(events, order, instruments, batch)
+    return _emit(events.take(order, axis=1), options, batch)
 
 
 def quantize(ticks: np.ndarray, ticks_per_beat: float | np.ndarray) -> np.ndarray:
@@ -747,18 +752,19 @@ def _fix_key_signatures(
     instruments: list[_Instruments],
     options: TokenizerOptions,
     batch: _Batch,
-) -> tuple[np.ndarray, list[list[int]]]:
+) -> tuple[list[int], list[list[int]]]:
     """Step 4b: in a file with no key signature, or only C major/A minor ones
     (``key_sf``, FILE and sf of the key signatures the reference looks at),
     detect the key from the notes: add it to every track, or write it into
-    the existing ones; if no key is found, the C major/A minor ones are
-    removed. Returns the events and the key signatures to append."""
+    the existing ones (in place); if no key is found, the C major/A minor
+    ones are removed. Returns the events to remove and the key signatures
+    to append."""
     files, sf_values = key_sf
     looked_at = np.bincount(files, minlength=batch.count)
     known = np.bincount(files[sf_values != NO_KEY_SF], minlength=batch.count)
     undecided = (known == 0).nonzero()[0].tolist()
     if not undecided:
-        return events, []
+        return [], []
     rows = (events[KIND] == KEY_SIG).nonzero()[0]
     rows = rows[np.argsort(events[FILE, rows], kind="stable")]
     bounds = np.searchsorted(events[FILE, rows], np.arange(batch.count + 1)).tolist()
@@ -789,65 +795,66 @@ def _fix_key_signatures(
         at, sf_of_row = zip(*rewritten, strict=True)
         events[PARAM0, list(at)] = sf_of_row
         events[PARAM1, list(at)] = 0
-    if removed:
-        events = np.delete(events, removed, axis=1)
-    return events, added
+    return removed, added
 
 
 def _sort(events: np.ndarray) -> np.ndarray:
-    """Events in event-list order (POSITION increasing) sorted by (file,
-    time, track, kind rank), ties in event-list order."""
-    return events.take(_order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True), axis=1)
+    """The order of events in event-list order (POSITION increasing) sorted
+    by (file, time, track, kind rank), ties in event-list order."""
+    return _order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True)
 
 
-def _collapse_setup(events: np.ndarray, batch: _Batch) -> np.ndarray:
+def _collapse_setup(events: np.ndarray, order: np.ndarray, batch: _Batch) -> np.ndarray:
     """Step 5a: in each file, move the settings before the first note (and
     those inside the first group of events at the first note's time) to time
     0, keeping only the last value per (kind, track, channel,
     controller/pitch); notes and time signatures among them keep their time.
+    ``order`` is the sorted order of the events; returns the new one (the
+    surviving settings are rewritten in place).
 
     "Same time" is the reference's ``time1 + time2`` (a sum, so beat 1 step 0
     equals beat 0 step 1). If no event ends the setup, nothing changes.
     """
-    if not events.shape[1]:
-        return events
-    in_setup = _setup(events)
+    if not len(order):
+        return order
+    file = events[FILE, order]
+    in_setup = _setup(file, events[TIME, order], events[KIND, order])
     if not in_setup.any():
-        return events
-    setup_at = in_setup.nonzero()[0]
+        return order
+    setup_at = order[in_setup]
     setup = events.take(setup_at, axis=1)
     kind = setup[KIND]
     setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
     first, second = _dedup_key(setup)
     file_track = _file_track(setup)
-    order = _order(file_track, kind, first, second)
-    starts, ends = _group_bounds(file_track[order], kind[order], first[order], second[order])
-    batch.drop("setup_replaced", setup[FILE, order[~ends]])
+    group_order = _order(file_track, kind, first, second)
+    starts, ends = _group_bounds(file_track[group_order], kind[group_order], first[group_order], second[group_order])
+    batch.drop("setup_replaced", setup[FILE, group_order[~ends]])
     # the last of each group survives, in the place of the group's first member, at time 0
-    first_member = order[np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))[ends]]
-    survivor = order[ends]
+    first_member = group_order[np.maximum.accumulate(np.where(starts, np.arange(len(group_order)), 0))[ends]]
+    survivor = group_order[ends]
     events[TIME, setup_at[survivor]] = setup[TIME, survivor]
     events[POSITION, setup_at[survivor]] = first_member
     kept = setup_at[survivor[np.argsort(first_member)]]
     kept = kept[_order(events[FILE, kept], events[TIME, kept], events[TRACK, kept], _SORT_RANK[events[KIND, kept]], nearly_sorted=True)]
-    rest = (~in_setup).nonzero()[0]
+    rest = order[~in_setup]
     # each file: its kept settings, sorted, then the rest of its events
     kept_count = np.bincount(events[FILE, kept], minlength=batch.count)
-    rest_count = np.bincount(events[FILE, rest], minlength=batch.count)
+    rest_file = file[~in_setup]
+    rest_count = np.bincount(rest_file, minlength=batch.count)
     file_end = (kept_count + rest_count).cumsum()
-    taken = np.empty(len(kept) + len(rest), np.int64)
-    taken[np.arange(len(kept)) + (file_end - rest_count - kept_count.cumsum())[events[FILE, kept]]] = kept
-    taken[np.arange(len(rest)) + (file_end - rest_count.cumsum())[events[FILE, rest]]] = rest
-    return events.take(taken, axis=1)
+    collapsed = np.empty(len(kept) + len(rest), np.int64)
+    collapsed[np.arange(len(kept)) + (file_end - rest_count - kept_count.cumsum())[events[FILE, kept]]] = kept
+    collapsed[np.arange(len(rest)) + (file_end - rest_count.cumsum())[rest_file]] = rest
+    return collapsed
 
 
-def _setup(events: np.ndarray) -> np.ndarray:
-    """Whether each event (sorted) lies before the event that ends its
-    file's setup: the first note not followed by an event at the same time,
-    or the first event after a note at a new time. A file without one has no
-    setup."""
-    count = events.shape[1]
-    file, time = events[FILE], events[TIME]
+def _setup(file: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Whether each event (sorted; its file, time and kind given) lies
+    before the event that ends its file's setup: the first note not followed
+    by an event at the same time, or the first event after a note at a new
+    time. A file without one has no setup."""
+    count = len(file)
     file_start = np.empty(count, bool)
     file_start[0] = True
     np.not_equal(file[1:], file[:-1], out=file_start[1:])
@@ -857,7 +864,7 @@ def _setup(events: np.ndarray) -> np.ndarray:
     same_as_previous &= ~file_start
     same_as_next = np.zeros(count, bool)
     same_as_next[:-1] = same_as_previous[1:]
-    note = events[KIND] == NOTE
+    note = kind == NOTE
     notes_before = np.cumsum(note) - note
     starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
     note_before = notes_before > notes_before[starts_at]
@@ -872,15 +879,15 @@ def _setup(events: np.ndarray) -> np.ndarray:
     return np.arange(count) < end_of_file[file]
 
 
-def _drop_empty_channels(events: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
-    """Program and control changes of channels without notes."""
+def _drop_empty_channels(events: np.ndarray, order: np.ndarray, instruments: list[_Instruments], batch: _Batch) -> np.ndarray:
+    """``order`` without the program and control changes of channels without notes."""
     is_empty = np.zeros(batch.count * CHANNELS, bool)
     is_empty[[file * CHANNELS + channel for file, of_file in enumerate(instruments) for channel in of_file.empty]] = True
-    kind, file = events[KIND], events[FILE]
+    kind, file = events[KIND, order], events[FILE, order]
     setting = (kind == PATCH) | (kind == CONTROL)
-    drop = setting & is_empty[file * CHANNELS + np.where(setting, events[PARAM0], 0)]
+    drop = setting & is_empty[file * CHANNELS + np.where(setting, events[PARAM0, order], 0)]
     batch.drop("empty_channel", file[drop])
-    return events.compress(~drop, axis=1)
+    return order[~drop]
 
 
 def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[np.ndarray]:
