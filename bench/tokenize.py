@@ -25,9 +25,8 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
 from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from midilm.cli.tokenize import midi_files  # noqa: E402
 from midilm.errors import MidiFileError, MidilmError  # noqa: E402

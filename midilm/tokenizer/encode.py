@@ -33,7 +33,7 @@ reference's stable sort does, and FILE is the file's index in the batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -105,7 +105,9 @@ def encode(score: MidiScore, options: TokenizerOptions, report: TokenizeReport) 
     return tokens
 
 
-def encode_batch(scores: Sequence[MidiScore], options: TokenizerOptions, reports: Sequence[TokenizeReport]) -> list[np.ndarray | MidiFileError]:
+def encode_batch(
+    scores: Sequence[MidiScore], options: TokenizerOptions, reports: Sequence[TokenizeReport]
+) -> list[np.ndarray | MidiFileError]:
     """Token rows of each score, or the :class:`~midilm.errors.MidiFileError`
     that refuses it (a hand-built score with impossible values); fills the
     score's report. The scores are encoded together, as one table."""
@@ -173,7 +175,10 @@ def _check(score: MidiScore, source: str | None) -> None:
     if min(low) <= -MAX_TICKS or max(high) >= MAX_TICKS:
         raise MidiFileError(source, "event times or values beyond 2**48: not a plausible score")
     if low[KIND] < NOTE or high[KIND] > KEY_SIG or low[TRACK] < 0 or high[TRACK] >= score.tracks:
-        raise MidiFileError(source, f"a score of {score.tracks} tracks holds an event of kind {low[KIND]}..{high[KIND]} on track {low[TRACK]}..{high[TRACK]}")
+        raise MidiFileError(
+            source,
+            f"a score of {score.tracks} tracks holds an event of kind {low[KIND]}..{high[KIND]} on track {low[TRACK]}..{high[TRACK]}",
+        )
 
 
 class _Batch:
@@ -213,7 +218,9 @@ def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> lis
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     default_patches = _default_instruments(instruments, batch) if options.add_default_instr else []
-    removed, detected_keys = _fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
+    removed, detected_keys = _fix_key_signatures(
+        events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch
+    )
     events = _append(events, default_patches + detected_keys)
     # step 5 orders and filters row indices, and gathers the table once
     order = _sort(events)
@@ -410,20 +417,22 @@ def _first_seen(values: np.ndarray) -> np.ndarray:
     return values[np.sort(first)]
 
 
-@dataclass
 class _Instruments:
     """What steps 4 and 5 need to know of a file's channels and tracks
-    (as read, or as renumbered)."""
+    (as read, or as renumbered). A plain class: a batch makes two per file."""
 
-    channels: list[int] = field(default_factory=list)
-    """Channels of notes, program and control changes, in the reference's order."""
-    home: dict[int, int] = field(default_factory=dict)
-    """Channel -> track of its first note."""
-    patch_channels: set[int] = field(default_factory=set)
-    track_channels: dict[int, list[int]] = field(default_factory=dict)
-    """Track -> channels of its notes."""
-    empty: list[int] = field(default_factory=list)
-    """Channels without notes."""
+    __slots__ = ("channels", "home", "patch_channels", "track_channels", "empty")
+
+    def __init__(self, channels: list[int], track_channels: dict[int, list[int]]) -> None:
+        self.channels = channels
+        """Channels of notes, program and control changes, in the reference's order."""
+        self.home: dict[int, int] = {}
+        """Channel -> track of its first note."""
+        self.patch_channels: set[int] = set()
+        self.track_channels = track_channels
+        """Track -> channels of its notes."""
+        self.empty: list[int] = []
+        """Channels without notes."""
 
 
 class _Layout:
@@ -435,7 +444,7 @@ class _Layout:
         """Channel -> tracks it is used in, in order of first use."""
         self.note_tracks: dict[int, list[int]] = {}
         """Channel -> tracks with notes on it, in order of first note."""
-        self.instruments = _Instruments(track_channels={t: [] for t in range(tracks)})
+        self.instruments = _Instruments([], {t: [] for t in range(tracks)})
         """The raw mode's view: ``track_channels`` has every track read."""
         self.pitch_class_hist = np.zeros(12, np.int64)
 
@@ -452,7 +461,11 @@ class _Layout:
         pairs = codes >> 1
         file_channels = pairs // MAX_TRACKS
         for f, c, t, note in zip(
-            (file_channels // CHANNELS).tolist(), (file_channels % CHANNELS).tolist(), (pairs % MAX_TRACKS).tolist(), (codes & 1).tolist(), strict=True
+            (file_channels // CHANNELS).tolist(),
+            (file_channels % CHANNELS).tolist(),
+            (pairs % MAX_TRACKS).tolist(),
+            (codes & 1).tolist(),
+            strict=True,
         ):
             layout = layouts[f]
             instruments = layout.instruments
@@ -553,7 +566,9 @@ def _channel_map(layout: _Layout, options: TokenizerOptions) -> dict[int, int]:
     instruments = layout.instruments
     empty = set(instruments.empty)
     channel_map: dict[int, int] = {DRUM_CHANNEL: DRUM_CHANNEL} if DRUM_CHANNEL in layout.track_map else {}
-    order = sorted(instruments.channels, key=lambda c: c in empty) if options.remove_empty_channels else instruments.channels
+    order = instruments.channels
+    if options.remove_empty_channels and empty:  # channels without notes last
+        order = [c for c in order if c not in empty] + instruments.empty
     for channel in order:
         if channel != DRUM_CHANNEL:
             value = len(channel_map) - (DRUM_CHANNEL in channel_map)
@@ -602,17 +617,21 @@ def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions
     home_track = np.full(batch.count * CHANNELS, -1, np.int64)
     new_track = np.zeros(batch.count * CHANNELS * MAX_TRACKS, np.int64)
     has_notes = np.zeros(batch.count * CHANNELS * MAX_TRACKS, bool)
-    at, value, note_at = [], [], []
+    mapped_at, mapped_value, home_at, home_value, at, value, note_at = [], [], [], [], [], [], []
     for file, (layout, renumbering) in enumerate(zip(layouts, renumberings, strict=True)):
         base = file * CHANNELS
         for channel, packed in renumbering.channel_map.items():
-            mapped[base + channel] = packed
+            mapped_at.append(base + channel)
+            mapped_value.append(packed)
         for channel, note_tracks in layout.note_tracks.items():
-            home_track[base + channel] = note_tracks[0]
+            home_at.append(base + channel)
+            home_value.append(note_tracks[0])
             note_at += [(base + channel) * MAX_TRACKS + track for track in note_tracks]
         for (channel, track), renumbered in renumbering.new_track.items():
             at.append((base + channel) * MAX_TRACKS + track)
             value.append(renumbered)
+    mapped[mapped_at] = mapped_value
+    home_track[home_at] = home_value
     new_track[at] = value
     has_notes[note_at] = True
 
@@ -627,7 +646,7 @@ def _remap(events: np.ndarray, layouts: list[_Layout], options: TokenizerOptions
     events[PARAM0, used] = mapped[file_channel[used]]
     events = _spread_key_signatures(events, original_track, renumberings, batch)
 
-    instruments = [_Instruments(channels=list(renumbering.channel_map.values())) for renumbering in renumberings]
+    instruments = [_Instruments(list(renumbering.channel_map.values()), {}) for renumbering in renumberings]
     kind = events[KIND]
     file_channel = events[FILE] * CHANNELS + events[PARAM0]
     notes = (kind == NOTE).nonzero()[0]
@@ -714,7 +733,11 @@ def _default_instruments(instruments: list[_Instruments], batch: _Batch) -> list
     append."""
     added = []
     for file, (of_file, report) in enumerate(zip(instruments, batch.reports, strict=True)):
-        rows = [[PATCH, 0, of_file.home[c], c, 0, 0, 0, 0, file] for c in of_file.channels if c not in of_file.patch_channels and c in of_file.home]
+        rows = [
+            [PATCH, 0, of_file.home[c], c, 0, 0, 0, 0, file]
+            for c in of_file.channels
+            if c not in of_file.patch_channels and c in of_file.home
+        ]
         report.add("default_patch", len(rows))
         added += rows
     return added

@@ -104,6 +104,7 @@ _SINGLE_STATUS = tuple(byte >= 0xF0 or 0xC0 <= byte < 0xE0 for byte in range(256
 _META_FIXED_BYTES = {0x51: 3, 0x58: 2, 0x59: 2, 0x54: 5}
 """Bytes the reference reads from these meta events whatever their length field says."""
 
+
 def read_midi(data: bytes, source: str | None = None) -> MidiScore:
     """Parse a Standard MIDI File into a :class:`MidiScore`.
 
