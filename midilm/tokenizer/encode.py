@@ -341,8 +341,7 @@ def _hysteresis(keys: tuple[np.ndarray, ...], values: np.ndarray, eps: int) -> n
     value of its key (0 before the first); one pass per key, in order."""
     if eps <= 0:
         return np.ones(len(values), bool)
-    order = _order(*keys)
-    starts = _group_bounds(*(key[order] for key in keys))[0]
+    order, starts, _ = _groups(*keys)
     values = values[order]
     # a value equal to the one before it in its key is never kept and changes nothing
     candidates = starts.copy()
@@ -372,14 +371,27 @@ def _order(*columns: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:
     packed integer key when the values allow it. When the rows are
     ``nearly_sorted`` already, a stable merge sort of the key, about linear
     on such input, beats a quicksort (which needs the row index in its key)."""
+    return _ordered(columns, nearly_sorted)[0]
+
+
+def _groups(*columns: np.ndarray, nearly_sorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_order` of the rows, and for the sorted rows whether each
+    starts / ends a group of equal keys."""
+    order, key = _ordered(columns, nearly_sorted)
+    starts, ends = _group_bounds(key[order]) if key is not None else _group_bounds(*(column[order] for column in columns))
+    return order, starts, ends
+
+
+def _ordered(columns: tuple[np.ndarray, ...], nearly_sorted: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_order`, and the packed key it sorted (None when it sorted the columns)."""
     count = len(columns[0])
     if count < 2:
-        return np.arange(count)
+        return np.arange(count), None
     if count >= SMALL:
         key = _packed(columns, 1 if nearly_sorted else count)
         if key is not None:
-            return np.argsort(key, kind="stable") if nearly_sorted else np.argsort(key * count + np.arange(count))
-    return np.lexsort(columns[::-1])
+            return (np.argsort(key, kind="stable") if nearly_sorted else np.argsort(key * count + np.arange(count))), key
+    return np.lexsort(columns[::-1]), None
 
 
 def _packed(columns: tuple[np.ndarray, ...], headroom: int) -> np.ndarray | None:
@@ -412,9 +424,8 @@ def _first_seen(values: np.ndarray) -> np.ndarray:
     if not len(values):
         return values
     values = values[_changes(values)]
-    order = _order(values)
-    first = order[_group_bounds(values[order])[0]]
-    return values[np.sort(first)]
+    order, starts, _ = _groups(values)
+    return values[np.sort(order[starts])]
 
 
 class _Instruments:
@@ -528,12 +539,10 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
         return events
     popped = np.zeros(count, bool)
     notes = (events[KIND] == NOTE).nonzero()[0]
-    file_track = _file_track(events)
     if len(notes) > 1:
-        track, channel, pitch = file_track[notes], events[PARAM0, notes], events[PARAM1, notes]
-        voice_order = _order(track, channel, pitch)
+        voice_order, _, voice_ends = _groups(events[FILE, notes], events[TRACK, notes], events[PARAM0, notes], events[PARAM1, notes])
         by_voice = notes[voice_order]
-        same_voice = ~_group_bounds(track[voice_order], channel[voice_order], pitch[voice_order])[1][:-1]
+        same_voice = ~voice_ends[:-1]
         earlier, later = by_voice[:-1][same_voice], by_voice[1:][same_voice]
         gap = events[TIME, later] - events[TIME, earlier]
         duration = events[PARAM3, earlier]
@@ -543,8 +552,7 @@ def _deduplicate(events: np.ndarray, batch: _Batch) -> np.ndarray:
     first, second = _dedup_key(events)
     file, track, time, kind = events[FILE], events[TRACK], events[TIME], events[KIND]
     # the score lists each track's events about in time order: the sort has little to do
-    order = _order(file, track, time, kind, first, second, nearly_sorted=True)
-    starts, ends = _group_bounds(file[order], track[order], time[order], kind[order], first[order], second[order])
+    order, starts, ends = _groups(file, track, time, kind, first, second, nearly_sorted=True)
     if ends.all() and not popped.any():
         return events
     popped_sorted = popped[order]
@@ -671,8 +679,8 @@ def _first_rows(keys: np.ndarray, values: np.ndarray) -> tuple[list[int], list[i
         return [], []
     changes = _changes(keys)
     keys, values = keys[changes], values[changes]
-    order = _order(keys)
-    first = order[_group_bounds(keys[order])[0]]
+    order, starts, _ = _groups(keys)
+    first = order[starts]
     return keys[first].tolist(), values[first].tolist()
 
 
@@ -850,8 +858,7 @@ def _collapse_setup(events: np.ndarray, order: np.ndarray, batch: _Batch) -> np.
     setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
     first, second = _dedup_key(setup)
     file_track = _file_track(setup)
-    group_order = _order(file_track, kind, first, second)
-    starts, ends = _group_bounds(file_track[group_order], kind[group_order], first[group_order], second[group_order])
+    group_order, starts, ends = _groups(file_track, kind, first, second)
     batch.drop("setup_replaced", setup[FILE, group_order[~ends]])
     # the last of each group survives, in the place of the group's first member, at time 0
     first_member = group_order[np.maximum.accumulate(np.where(starts, np.arange(len(group_order)), 0))[ends]]
