@@ -457,7 +457,7 @@ class _Layout:
         """Channel -> tracks with notes on it, in order of first note."""
         self.instruments = _Instruments([], {t: [] for t in range(tracks)})
         """The raw mode's view: ``track_channels`` has every track read."""
-        self.pitch_class_hist = np.zeros(12, np.int64)
+        self.pitch_class_hist: np.ndarray
 
     @classmethod
     def of(cls, events: np.ndarray, files: int, tracks: list[int]) -> list[_Layout]:
@@ -466,6 +466,8 @@ class _Layout:
         kind = events[KIND]
         used = (kind <= CONTROL).nonzero()[0]
         if not len(used):
+            for layout in layouts:
+                layout.pitch_class_hist = np.zeros(12, np.int64)
             return layouts
         file, channel, track, is_note = events[FILE, used], events[PARAM0, used], events[TRACK, used], kind[used] == NOTE
         codes = _first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note)
@@ -960,7 +962,7 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
         batch.drop("long_note", file[failed[long_note]])
         batch.drop("out_of_range", file[failed[~long_note]])
 
-    emitted = events.take(candidates, axis=1)
+    emitted = events if len(candidates) == count else events.take(candidates, axis=1)
     kinds, emitted_file = emitted[KIND], emitted[FILE]
     per_file = np.bincount(emitted_file, minlength=batch.count)
     extra = 1 if options.add_bos_eos else 0
