@@ -528,9 +528,13 @@ def pair_notes(
     if not count:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, empty
-    key = track[index] * 4096 + channel[index] * 128 + pitch[index]
-    order = np.argsort(key * count + np.arange(count))  # unique keys: as stable as a stable sort
-    index, key = index[order], key[order]
+    track_of, pitch_key = track[index], channel[index] * 128 + pitch[index]  # pitch_key < 2**12: data bytes
+    if track_of[-1] < 1 << 16:  # tracks come in order: two stable radix sorts of 16-bit keys
+        by_pitch = np.argsort(pitch_key.astype(np.uint16), kind="stable")
+        order = by_pitch[np.argsort(track_of[by_pitch].astype(np.uint16), kind="stable")]
+    else:
+        order = np.argsort((track_of * 4096 + pitch_key) * count + np.arange(count))  # unique keys: as stable as a stable sort
+    index, key = index[order], track_of[order] * 4096 + pitch_key[order]
     on = is_on[index]
     new_key = np.empty(count, bool)
     new_key[0] = True

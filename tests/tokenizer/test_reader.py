@@ -94,3 +94,20 @@ def test_fast_path_equals_event_by_event_path(path, monkeypatch):
         assert fast == slow
     else:
         assert fast.to_list() == slow.to_list() and fast.warnings == slow.warnings
+
+
+def test_note_pairing_is_the_same_for_any_number_of_tracks():
+    """Pairing sorts by 16-bit radix passes while track numbers allow it and
+    by one packed key beyond: both give the same pairs."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    count = 3000
+    track = np.sort(rng.integers(0, 5, count))
+    channel, pitch = rng.integers(0, 3, count), rng.integers(58, 64, count)
+    is_on = rng.random(count) < 0.55
+    few_tracks = reader_module.pair_notes(track, channel, pitch, is_on, ~is_on)
+    many_tracks = reader_module.pair_notes(track + 70_000, channel, pitch, is_on, ~is_on)
+    assert len(few_tracks[0]) > 1000 and len(few_tracks[2]) > 0  # closed notes and notes left open
+    for radix, packed in zip(few_tracks, many_tracks, strict=True):
+        assert radix.tolist() == packed.tolist()
