@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -595,6 +596,14 @@ class _Renumbering:
     new_track: dict[tuple[int, int], int]
     """(original channel, original track) -> new track, for the pairs that get one."""
 
+    @cached_property
+    def pairs_by_track(self) -> dict[int, list[tuple[int, int]]]:
+        """Original track -> the (packed channel, new track) pairs it became, in original channel order."""
+        pairs: dict[int, list[tuple[int, int]]] = {}
+        for (channel, track), renumbered in sorted(self.new_track.items()):
+            pairs.setdefault(track, []).append((self.channel_map[channel], renumbered))
+        return pairs
+
 
 def _renumber(layout: _Layout, options: TokenizerOptions) -> _Renumbering:
     """Number the (channel, track) pairs that keep events from 1, in packed
@@ -698,14 +707,7 @@ def _spread_key_signatures(events: np.ndarray, original_track: np.ndarray, renum
     copies = []
     delete = []
     for row, file, track in zip(rows.tolist(), events[FILE, rows].tolist(), original_track[rows].tolist(), strict=True):
-        renumbering = renumberings[file]
-        pairs: list[tuple[int, int]] = []
-        for channel in sorted(renumbering.channel_map):
-            renumbered = renumbering.new_track.get((channel, track))
-            if renumbered:
-                pair = (renumbering.channel_map[channel], renumbered)
-                if pair not in pairs:
-                    pairs.append(pair)
+        pairs = renumberings[file].pairs_by_track.get(track)
         if not pairs:
             if track != 0:
                 delete.append(row)
@@ -977,7 +979,8 @@ def _emit(events: np.ndarray, options: TokenizerOptions, batch: _Batch) -> list[
     tokens[1, at] = relative + vocab.PARAM_OFFSET["time1"]
     tokens[2, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
     tokens[3, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
-    tokens[4:, at] = emitted[PARAM0:POSITION] + _PARAM_OFFSET.take(kinds, axis=1)
+    for slot in range(4):  # row by row: a scatter along the second axis of a 2-D array is slow
+        tokens[4 + slot, at] = emitted[PARAM0 + slot] + _PARAM_OFFSET[slot].take(kinds)
     if extra:
         tokens[0, starts] = vocab.BOS
         tokens[0, ends - 1] = vocab.EOS
