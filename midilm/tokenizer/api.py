@@ -20,10 +20,10 @@ Source = str | os.PathLike | bytes
 
 MAX_BATCH_FILES = 256
 """Files :func:`tokenize_many` reads and encodes together at most (per-file tables grow with it)."""
-MAX_BATCH_BYTES = 128 << 10
+MAX_BATCH_BYTES = 96 << 10
 """A batch stops growing once it holds this many bytes of MIDI data (about
-13,000 events: the working tables stay within a core's cache, and larger
-batches, sorted as a whole, get slower per event)."""
+10,000 events): its working tables stay within a core's cache, and larger
+batches, sorted as a whole, get slower per event."""
 
 
 @dataclass
