@@ -6,7 +6,7 @@ vocabulary itself lives in :mod:`midilm.vocab`. ``docs/tokenizer.md`` is the
 user guide.
 """
 
-from midilm.tokenizer.api import Tokenized, read_score, tokenize, tokenize_many, tokenize_score
+from midilm.tokenizer.api import Tokenized, read_score, read_scores, tokenize, tokenize_many, tokenize_score
 from midilm.tokenizer.augment import AugmentMaxima, AugmentShifts, augment
 from midilm.tokenizer.decode import TICKS_PER_BEAT, detokenize, score_to_midi, tokens_to_midi
 from midilm.tokenizer.grammar import check_tokens, invalid_rows
@@ -35,6 +35,7 @@ __all__ = [
     "detokenize",
     "invalid_rows",
     "read_score",
+    "read_scores",
     "score_to_midi",
     "summarize",
     "tokenize",

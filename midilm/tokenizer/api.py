@@ -51,6 +51,14 @@ def read_score(source: Source) -> MidiScore:
     return read_midi(data, name)
 
 
+def read_scores(sources: Iterable[Source]) -> Iterator[MidiScore | MidiFileError]:
+    """Parse many MIDI files, in batches like :func:`tokenize_many`: for each
+    source, in order, its :class:`MidiScore` or the error :func:`read_score`
+    would raise."""
+    for batch in _batches(sources):
+        yield from _read_batch(batch)
+
+
 def tokenize(source: Source, options: TokenizerOptions | None = None) -> Tokenized:
     """Tokenize a MIDI file, given as a path or as its bytes.
 
@@ -69,41 +77,51 @@ def tokenize_many(sources: Iterable[Source], options: TokenizerOptions | None = 
     :func:`tokenize` would raise for it (returned, not raised, so that one bad
     file does not stop the others).
 
-    The same tokens as :func:`tokenize`, several times faster on small files:
-    files are read and encoded in batches, which share numpy's fixed cost per
-    call. A batch holds at most ``MAX_BATCH_FILES`` files or about
-    ``MAX_BATCH_BYTES`` bytes, so memory stays bounded.
+    The same tokens and reports as :func:`tokenize`, about three times faster
+    on small files: files are read and encoded in batches, which share
+    numpy's fixed cost per call. A batch holds at most ``MAX_BATCH_FILES``
+    files or about ``MAX_BATCH_BYTES`` bytes, so memory stays bounded.
     """
     options = options or TokenizerOptions()
-    batch: list[tuple[bytes, str | None] | MidiFileError] = []
+    for batch in _batches(sources):
+        yield from _tokenize_batch(batch, options)
+
+
+Item = tuple[bytes, str | None] | MidiFileError
+"""A source's bytes and name, or why it could not be read."""
+
+
+def _batches(sources: Iterable[Source]) -> Iterator[list[Item]]:
+    """The sources read, in batches of at most ``MAX_BATCH_FILES`` files or about ``MAX_BATCH_BYTES`` bytes."""
+    batch: list[Item] = []
     size = 0
     for source in sources:
         try:
-            item: tuple[bytes, str | None] | MidiFileError = read_bytes(source)
+            item: Item = read_bytes(source)
         except MidiFileError as error:
             item = error
         batch.append(item)
         size += len(item[0]) if isinstance(item, tuple) else 0
         if len(batch) >= MAX_BATCH_FILES or size >= MAX_BATCH_BYTES:
-            yield from _tokenize_batch(batch, options)
+            yield batch
             batch, size = [], 0
     if batch:
-        yield from _tokenize_batch(batch, options)
+        yield batch
 
 
-def _tokenize_batch(items: list[tuple[bytes, str | None] | MidiFileError], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
-    """Read and encode a batch of ``(data, name)`` items; an item that is
-    already an error (an unreadable path) stays one."""
-    results: list = list(items)
-    readable = [(i, item) for i, item in enumerate(items) if not isinstance(item, MidiFileError)]
-    parsed: list[tuple[int, MidiScore, TokenizeReport]] = []
-    for (i, (_, name)), score in zip(readable, read_midis([item for _, item in readable]), strict=True):
-        if isinstance(score, MidiFileError):
-            results[i] = score
-        else:
-            parsed.append((i, score, TokenizeReport(source=name)))
-    encoded = encode_batch([score for _, score, _ in parsed], options, [report for _, _, report in parsed])
-    for (i, _, report), tokens in zip(parsed, encoded, strict=True):
+def _read_batch(items: list[Item]) -> list[MidiScore | MidiFileError]:
+    """Parse a batch; an item that is already an error (an unreadable path) stays one."""
+    readable = [item for item in items if not isinstance(item, MidiFileError)]
+    scores = iter(read_midis(readable))
+    return [item if isinstance(item, MidiFileError) else next(scores) for item in items]
+
+
+def _tokenize_batch(items: list[Item], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
+    """Read and encode a batch."""
+    results: list = _read_batch(items)
+    parsed = [i for i, score in enumerate(results) if not isinstance(score, MidiFileError)]
+    reports = [TokenizeReport(source=items[i][1]) for i in parsed]  # type: ignore[index]
+    for i, tokens, report in zip(parsed, encode_batch([results[i] for i in parsed], options, reports), reports, strict=True):
         results[i] = tokens if isinstance(tokens, MidiFileError) else Tokenized(tokens, report)
     return results
 

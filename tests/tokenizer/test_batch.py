@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer import TokenizerOptions, api, tokenize, tokenize_many
+from midilm.tokenizer import TokenizerOptions, api, read_score, read_scores, tokenize, tokenize_many
 
 DATA = Path(__file__).parents[1] / "data"
 CASES = json.loads((DATA / "tokenizer" / "reference_cases.json").read_text())
@@ -57,5 +57,26 @@ def test_a_batch_equals_one_file_at_a_time(optimise, golden_dir, tmp_path, monke
     assert errors == 5  # the missing path and the four files midilm refuses
 
 
+def test_read_scores_equals_read_score(golden_dir, monkeypatch):
+    monkeypatch.setattr(api, "MAX_BATCH_BYTES", 4096)
+    sources = sorted(golden_dir.glob("*.mid"))
+    scores = list(read_scores(sources))
+    assert len(scores) == len(sources)
+    for source, score in zip(sources, scores, strict=True):
+        try:
+            alone = read_score(source)
+        except MidiFileError as error:
+            assert isinstance(score, MidiFileError) and str(score) == str(error)
+            continue
+        assert score.to_list() == alone.to_list()
+        assert (score.ticks_per_beat, score.tracks, score.warnings, score.dropped) == (
+            alone.ticks_per_beat,
+            alone.tracks,
+            alone.warnings,
+            alone.dropped,
+        )
+
+
 def test_nothing_in_nothing_out():
     assert list(tokenize_many([])) == []
+    assert list(read_scores([])) == []
