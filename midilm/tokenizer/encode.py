@@ -178,7 +178,7 @@ def _check(score: MidiScore, source: str | None) -> None:
     if low[KIND] < NOTE or high[KIND] > KEY_SIG or low[TRACK] < 0 or high[TRACK] >= score.tracks:
         raise MidiFileError(
             source,
-            f"a score of {score.tracks} tracks holds an event of kind {low[KIND]}..{high[KIND]} on track {low[TRACK]}..{high[TRACK]}",
+            f"events of kinds {low[KIND]}..{high[KIND]} on tracks {low[TRACK]}..{high[TRACK]}: expected kinds 0..5 on tracks 0..{score.tracks - 1}",
         )
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer import TokenizerOptions, api, read_score, read_scores, tokenize, tokenize_many
+from midilm.tokenizer import MidiScore, TokenizerOptions, api, read_score, read_scores, tokenize, tokenize_many, tokenize_score
 
 DATA = Path(__file__).parents[1] / "data"
 CASES = json.loads((DATA / "tokenizer" / "reference_cases.json").read_text())
@@ -80,3 +80,30 @@ def test_read_scores_equals_read_score(golden_dir, monkeypatch):
 def test_nothing_in_nothing_out():
     assert list(tokenize_many([])) == []
     assert list(read_scores([])) == []
+
+
+def test_a_batch_refuses_only_its_implausible_scores():
+    """Hand-built scores that no MIDI file gives are refused one by one, with
+    the reason; the others of the batch are encoded as if alone."""
+    from midilm.tokenizer.encode import encode_batch
+    from midilm.tokenizer.report import TokenizeReport
+    from midilm.tokenizer.score import score_from_list
+
+    good = score_from_list([480, [["set_tempo", 0, 500000], ["note", 0, 480, 0, 60, 80], ["note", 480, 240, 0, 64, 90]]])
+    zero_division = score_from_list([0, [["note", 0, 480, 0, 60, 80]]])
+    huge_time = score_from_list([480, [["note", 2**50, 480, 0, 60, 80]]])
+    wrong_track = MidiScore(480, 1, np.array([[0, 0, 3, 0, 60, 80, 480]], np.int64))
+    scores = [good, zero_division, good, huge_time, wrong_track, good]
+    results = encode_batch(scores, TokenizerOptions(), [TokenizeReport() for _ in scores])
+    reasons = [str(r) if isinstance(r, MidiFileError) else None for r in results]
+    assert reasons == [
+        None,
+        "<bytes>: ticks per beat is 0",
+        None,
+        "<bytes>: event times or values beyond 2**48: not a plausible score",
+        "<bytes>: events of kinds 0..0 on tracks 3..3: expected kinds 0..5 on tracks 0..0",
+        None,
+    ]
+    alone = tokenize_score(good).tokens
+    for result in (results[0], results[2], results[5]):
+        np.testing.assert_array_equal(result, alone)
