@@ -129,3 +129,21 @@ def test_prepare_corpus_with_limit_converts_only_the_sample(tmp_path, monkeypatc
     assert (again.corpus.converted, again.tokenized, again.committed) == (0, 0, False)
     assert "3 MIDI files (0 pieces converted now, 3 from the cache)" in again.format()
     assert "licences: 3 music21-corpus" in again.format()
+
+
+def test_badly_formed_repeats_are_played_through_once():
+    from music21 import bar, note, stream
+
+    from midilm.data.corpus.convert import _midi_bytes
+
+    part = stream.Part()
+    for i in range(4):
+        measure = stream.Measure(number=i + 1)
+        measure.append(note.Note(60 + i, quarterLength=4))
+        part.append(measure)
+    for number in (2, 3):  # two start marks, no end: music21 cannot expand them
+        part.measure(number).leftBarline = bar.Repeat(direction="start")
+    score = stream.Score()
+    score.insert(0, part)
+    midi = mido.MidiFile(file=io.BytesIO(_midi_bytes(score)))
+    assert [m.note for t in midi.tracks for m in t if m.type == "note_on" and m.velocity] == [60, 61, 62, 63]

@@ -11,6 +11,9 @@ workarounds (measured on music21 10.5, see ``docs/corpus.md``):
   measures, and MIDI export stops with "cannot process repeats on Stream
   that does not contain measures". Such a score is written again without
   its empty parts.
+- Badly formed repeat marks make repeat expansion fail (a Beethoven
+  quartet); such a score is written again without its repeat marks
+  (played through once).
 - In the ABC folk books ``-`` often joins two different pitches, which
   music21 turns into one long tied note; ties between different pitches
   are removed, so both notes sound as written.
@@ -140,10 +143,14 @@ def _midi_bytes(score) -> bytes:
 
     try:
         return translate.music21ObjectToMidiFile(score).writestr()
-    except Exception:
-        if not _drop_empty_parts(score):
-            raise
-        return translate.music21ObjectToMidiFile(score).writestr()
+    except Exception as first_failure:
+        for repair in (_drop_empty_parts, _strip_repeats):
+            if repair(score):
+                try:
+                    return translate.music21ObjectToMidiFile(score).writestr()
+                except Exception:
+                    continue
+        raise first_failure
 
 
 def _unshare_signatures(score) -> None:
@@ -187,6 +194,26 @@ def _drop_empty_parts(score) -> bool:
     for part in empty:
         score.remove(part)
     return True
+
+
+def _strip_repeats(score) -> bool:
+    """Remove repeat barlines, brackets and repeat expressions; True if any."""
+    from music21 import bar, repeat, spanner, stream
+
+    removed = False
+    for measure in score.recurse().getElementsByClass(stream.Measure):
+        if isinstance(measure.leftBarline, bar.Repeat):
+            measure.leftBarline = None
+            removed = True
+        if isinstance(measure.rightBarline, bar.Repeat):
+            measure.rightBarline = None
+            removed = True
+    for marker in list(score.recurse().getElementsByClass((spanner.RepeatBracket, repeat.RepeatExpression))):
+        for site in list(marker.sites.get()):
+            if isinstance(site, stream.Stream) and marker in site:
+                site.remove(marker)
+                removed = True
+    return removed
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
