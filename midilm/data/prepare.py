@@ -93,10 +93,10 @@ class PrepareSummary:
         lines = []
         if self.corpus is not None:
             build = self.corpus
+            pieces = len(build.files) + len(build.failures)
             lines.append(
-                f"corpus {build.name}: {len(build.files)} MIDI files ({build.converted} pieces converted now, "
-                f"{len(build.files) + len(build.failures) - build.converted} from the cache); "
-                f"{len(build.failures)} failed to convert (see {build.report_path})"
+                f"corpus {build.name}: {pieces} pieces ({build.converted} converted now, {pieces - build.converted} from the cache), "
+                f"{len(build.files)} MIDI files; {len(build.failures)} failed to convert (see {build.report_path})"
             )
             licences = Counter(f.licence for f in build.files)
             lines.append("  licences: " + ", ".join(f"{n} {licence}" for licence, n in licences.most_common()) + " (see docs/corpus.md)")

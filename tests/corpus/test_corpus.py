@@ -39,6 +39,9 @@ def test_larger_corpora_leave_out_what_they_must():
     assert "leadSheet/berlinAlexandersRagtime.mxl" not in sources and "leadSheet/fosterBrownHair.mxl" in sources
     assert {u.licence for u in everything} <= set(LICENCES) - {"palestrina-restricted"}
     assert sum(len(u.outputs()) for u in everything) > 13000
+    outputs = [midi for u in everything for midi, _ in u.outputs()]
+    assert len(set(outputs)) == len(outputs)  # one encoding per piece: no MIDI path twice
+    assert "beethoven/opus18no1/movement1.mxl" in sources and "beethoven/opus18no1/movement1.krn" not in sources
     palestrina = corpus_units("music21-palestrina")
     assert collections(palestrina) == {"palestrina"} and {u.licence for u in palestrina} == {"palestrina-restricted"}
     josquin = [u for u in everything if u.source.startswith("josquin/")]
@@ -127,7 +130,7 @@ def test_prepare_corpus_with_limit_converts_only_the_sample(tmp_path, monkeypatc
     assert store.header["corpus"]["name"] == "music21-bach"
     again = prepare_corpus("music21-bach", options=options, progress=False)
     assert (again.corpus.converted, again.tokenized, again.committed) == (0, 0, False)
-    assert "3 MIDI files (0 pieces converted now, 3 from the cache)" in again.format()
+    assert "3 pieces (0 converted now, 3 from the cache), 3 MIDI files" in again.format()
     assert "licences: 3 music21-corpus" in again.format()
 
 

@@ -16,6 +16,7 @@ the rights statements inside the files (read once to write the tables below;
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -67,6 +68,9 @@ EXCLUDED_FILES: dict[str, str] = {
 EXCLUDED_SUFFIXES: dict[str, str] = {
     ".rntxt": "a Roman-numeral analysis, not the music itself",
 }
+ENCODING_PREFERENCE: tuple[str, ...] = (".mxl", ".xml", ".musicxml", ".krn", ".abc")
+"""When one piece is encoded twice (a Beethoven movement as .krn and .mxl), the first
+suffix here is converted and the other left out, so the piece is not in the corpus twice."""
 RESTRICTED_COLLECTIONS: frozenset[str] = frozenset({"palestrina"})
 """Collections only a corpus that names them explicitly may include."""
 
@@ -210,6 +214,21 @@ def units_of_file(root: Path, relative: str) -> list[CorpusUnit]:
     ]
 
 
+def _encoding_rank(relative: str) -> int:
+    suffix = PurePosixPath(relative).suffix.lower()
+    return ENCODING_PREFERENCE.index(suffix) if suffix in ENCODING_PREFERENCE else len(ENCODING_PREFERENCE)
+
+
+def _one_encoding_per_piece(relatives: Iterable[str]) -> list[str]:
+    """The corpus files, sorted, keeping one encoding of each piece (by ENCODING_PREFERENCE)."""
+    chosen: dict[str, str] = {}
+    for relative in sorted(relatives):
+        stem = str(PurePosixPath(relative).with_suffix(""))
+        if stem not in chosen or _encoding_rank(relative) < _encoding_rank(chosen[stem]):
+            chosen[stem] = relative
+    return sorted(chosen.values())
+
+
 def corpus_units(name: str, root: Path | None = None) -> list[CorpusUnit]:
     """Every conversion job of the named corpus, in a deterministic order."""
     definition = get_definition(name)
@@ -218,7 +237,7 @@ def corpus_units(name: str, root: Path | None = None) -> list[CorpusUnit]:
         raise ConfigError(f"music21 corpus folder {root} is missing: this music21 was installed without its corpus")
     from music21 import corpus
 
-    relatives = sorted(p.relative_to(root).as_posix() for p in corpus.getCorePaths())
+    relatives = _one_encoding_per_piece(p.relative_to(root).as_posix() for p in corpus.getCorePaths())
     units: list[CorpusUnit] = []
     for relative in relatives:
         collection = PurePosixPath(relative).parts[0]
