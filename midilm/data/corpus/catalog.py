@@ -107,7 +107,7 @@ CORPORA: dict[str, CorpusDefinition] = {
         CorpusDefinition(
             "music21-all",
             "every collection music21 allows (quartets, madrigals, trecento, folk books, piano pieces) except Palestrina; "
-            "about 13,600 pieces, 45 CPU-minutes to convert once",
+            "about 13,600 pieces, 30 CPU-minutes to convert once",
             None,
         ),
         CorpusDefinition(
