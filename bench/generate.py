@@ -2,11 +2,12 @@
 
 ``events_per_s`` counts generated events (the prompt excluded) over the whole
 sampling time, prompt processing included. The baseline is the design
-notebook's way of sampling: its architecture (``seed``) at the notebook's shape,
-a full forward over the last 512 tokens for every token, no cache; it runs a
-few events in the same process and its tokens/s is compared with ours. The
-samplers take turns for ``--rounds`` rounds and medians are reported, so a
-change of machine load hits all of them alike.
+notebook's way of sampling: its architecture (``seed``) at the notebook's shape
+and a full forward over the last 512 tokens for every token (no cache, no
+grammar), then temperature and top-k sampling; it samples a few events in the
+same process and its tokens/s is compared with ours. The samplers take turns
+for ``--rounds`` rounds and medians are reported, so a change of machine load
+hits all of them alike.
 
     python bench/generate.py --arch gpt --preset small --batch 1 --prompt-events 56 --events 256 --threads 1
 """
@@ -20,6 +21,7 @@ sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's
 import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -39,11 +41,30 @@ def prompt_rows(n_events: int) -> np.ndarray:
     return rows[: 1 + n_events]
 
 
-def measure(model: torch.nn.Module, batch: int, start: np.ndarray, events: int, *, cache: bool, seed: int = 0) -> dict:
+NOTEBOOK_WINDOW = 512
+
+
+def measure(model: torch.nn.Module, batch: int, start: np.ndarray, events: int, *, seed: int = 0) -> dict:
     config = SamplingConfig(num_samples=batch, events=events, min_events=events, seed=seed)
-    result = sample_events(model, config, start, cache=cache)
+    result = sample_events(model, config, start)
     generated = sum(result.generated_events)
     return {"events_per_s": generated / result.seconds, "tokens_per_s": generated * vocab.EVENT_LEN / result.seconds, "seconds": result.seconds}
+
+
+@torch.inference_mode()
+def measure_notebook(model: torch.nn.Module, start: np.ndarray, events: int, *, seed: int = 0) -> dict:
+    """The notebook's sampler: every token, a full forward over the last 512 tokens."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.as_tensor(start.reshape(1, -1).astype(np.int64))
+    began = time.perf_counter()
+    for _ in range(events * vocab.EVENT_LEN):
+        logits = model(tokens[:, -NOTEBOOK_WINDOW:])[:, -1]  # (1, V)
+        top, ids = torch.topk(logits, 20)
+        pick = torch.multinomial(torch.softmax(top, -1), 1, generator=generator)
+        tokens = torch.cat([tokens, ids.gather(-1, pick)], dim=1)
+    seconds = time.perf_counter() - began
+    return {"events_per_s": events / seconds, "tokens_per_s": events * vocab.EVENT_LEN / seconds, "seconds": seconds}
 
 
 def main() -> None:
@@ -59,19 +80,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = prompt_rows(args.prompt_events)
-    samplers: dict[str, tuple[torch.nn.Module, int, int, bool]] = {}
+    samplers: dict[str, tuple[torch.nn.Module, int, int]] = {}
     if args.baseline_events:
         torch.manual_seed(0)
-        samplers["notebook"] = (build_model(preset_config("seed", "small")), 1, args.baseline_events, False)
+        samplers["notebook"] = (build_model(preset_config("seed", "small")), 1, args.baseline_events)
     for arch in args.arch.split(","):
         torch.manual_seed(0)
-        samplers[arch] = (build_model(preset_config(arch, args.preset)), args.batch, args.events, True)
+        samplers[arch] = (build_model(preset_config(arch, args.preset)), args.batch, args.events)
     runs: dict[str, list[dict]] = {name: [] for name in samplers}
     for round_ in range(args.rounds):
-        for name, (model, batch, events, cache) in samplers.items():
-            runs[name].append(measure(model, batch, start, events, cache=cache, seed=round_))
+        for name, (model, batch, events) in samplers.items():
+            if name == "notebook":
+                runs[name].append(measure_notebook(model, start, events, seed=round_))
+            else:
+                runs[name].append(measure(model, batch, start, events, seed=round_))
     medians = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in runs.items()}
-    for name, (model, batch, events, _) in samplers.items():
+    for name, (model, batch, events) in samplers.items():
         if name == "notebook":
             continue
         line = {

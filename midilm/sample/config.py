@@ -19,6 +19,10 @@ class SamplingConfig:
     top_p: float = field(default=0.94, metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)"})
     top_k: int = field(default=20, metadata={"help": "keep only the k most likely tokens (0 = off)"})
     seed: int = field(default=0, metadata={"help": "random seed; sample i uses seed + i, so one sample can be regenerated alone"})
+    weights: str = field(
+        default="auto",
+        metadata={"help": "auto: int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose", "choices": ("auto", "int8", "full")},
+    )
 
     def validate(self) -> None:
         checks = [
@@ -29,6 +33,7 @@ class SamplingConfig:
             (self.temperature >= 0, f"temperature must be >= 0 (got {self.temperature})"),
             (0 < self.top_p <= 1, f"top_p must be in (0, 1] (got {self.top_p})"),
             (self.top_k >= 0, f"top_k must be >= 0 (got {self.top_k})"),
+            (self.weights in ("auto", "int8", "full"), f"weights must be auto, int8 or full (got {self.weights!r})"),
         ]
         for ok, message in checks:
             if not ok:

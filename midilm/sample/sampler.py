@@ -78,7 +78,7 @@ def sample_events(
     the design notebook's sampler (a baseline for benchmarks and tests).
     """
     from midilm.model import make_decoder
-    from midilm.model.halfweights import for_sampling
+    from midilm.model.int8 import for_sampling
 
     config.validate()
     device = next(model.parameters()).device
@@ -96,7 +96,7 @@ def sample_events(
     model.eval()
     try:
         with torch.inference_mode():
-            decoder = make_decoder(for_sampling(model) if cache else model, batch, cache=cache)
+            decoder = make_decoder(for_sampling(model, config.weights) if cache else model, batch, cache=cache)
             decoder.prefill(torch.as_tensor(start.astype(np.int64), device=device).unsqueeze(0).expand(batch, -1, -1).contiguous())
             while done < config.events:
                 row = _sample_row(decoder, grammar, config, generators, finished, eos_allowed=done >= config.min_events)
