@@ -122,8 +122,8 @@ def encode_batch(
         report.warnings.extend(score.warnings)
     results: list[np.ndarray | MidiFileError] = [np.zeros(0)] * len(scores)
     accepted = list(range(len(scores)))
-    events = _working_table([score.events for score in scores])
-    if not _plausible(events, scores):
+    events = _working_table([score.events for score in scores]) if all(_is_table(score.events) for score in scores) else None
+    if events is None or not _plausible(events, scores):
         accepted = []
         for index, (score, report) in enumerate(zip(scores, reports, strict=True)):
             try:
@@ -137,6 +137,11 @@ def encode_batch(
         for index, tokens in zip(accepted, _encode(events, batch, options), strict=True):
             results[index] = tokens
     return results
+
+
+def _is_table(events: object) -> bool:
+    """Whether ``events`` is a score table: integers, [n, N_COLUMNS]."""
+    return isinstance(events, np.ndarray) and events.ndim == 2 and events.shape[1] == N_COLUMNS and events.dtype.kind in "iu"
 
 
 def _working_table(tables: list[np.ndarray]) -> np.ndarray:
@@ -168,6 +173,10 @@ def _plausible(events: np.ndarray, scores: Sequence[MidiScore]) -> bool:
 def _check(score: MidiScore, source: str | None) -> None:
     """Refuse a score whose numbers no MIDI file gives."""
     table = score.events
+    if not _is_table(table):
+        raise MidiFileError(
+            source, f"a score's events are an integer table [n, {N_COLUMNS}], not {type(table).__name__} {getattr(table, 'shape', '')}"
+        )
     if not len(table):
         return
     if score.ticks_per_beat <= 0:
@@ -210,6 +219,7 @@ class _Batch:
 
 
 def _encode(events: np.ndarray, batch: _Batch, options: TokenizerOptions) -> list[np.ndarray]:
+    """Steps 1-5 on the working table of a batch of plausible scores: each file's token rows."""
     events, pre_dedup_key_sf = _select(events, options, batch)
     layouts = _Layout.of(events, batch.count, [min(report.tracks, MAX_TRACKS) for report in batch.reports])
     events = _deduplicate(events, batch)

@@ -93,7 +93,8 @@ def test_a_batch_refuses_only_its_implausible_scores():
     zero_division = score_from_list([0, [["note", 0, 480, 0, 60, 80]]])
     huge_time = score_from_list([480, [["note", 2**50, 480, 0, 60, 80]]])
     wrong_track = MidiScore(480, 1, np.array([[0, 0, 3, 0, 60, 80, 480]], np.int64))
-    scores = [good, zero_division, good, huge_time, wrong_track, good]
+    wrong_shape = MidiScore(480, 1, np.zeros((2, 5), np.int64))
+    scores = [good, zero_division, good, huge_time, wrong_track, wrong_shape, good]
     results = encode_batch(scores, TokenizerOptions(), [TokenizeReport() for _ in scores])
     reasons = [str(r) if isinstance(r, MidiFileError) else None for r in results]
     assert reasons == [
@@ -102,8 +103,9 @@ def test_a_batch_refuses_only_its_implausible_scores():
         None,
         "<bytes>: event times or values beyond 2**48: not a plausible score",
         "<bytes>: events of kinds 0..0 on tracks 3..3: expected kinds 0..5 on tracks 0..0",
+        "<bytes>: a score's events are an integer table [n, 7], not ndarray (2, 5)",
         None,
     ]
     alone = tokenize_score(good).tokens
-    for result in (results[0], results[2], results[5]):
+    for result in (results[0], results[2], results[6]):
         np.testing.assert_array_equal(result, alone)
