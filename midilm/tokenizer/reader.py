@@ -7,6 +7,8 @@ expression at C speed and decoded all at once with numpy. Everything else
 (meta events, sysex, program changes, corrupt data bytes, the end of a chunk)
 goes through :func:`_read_event`, a per-event reader that states the
 reference's rules one by one. Note pairing is also done with numpy.
+:func:`read_midis` does the numpy work for a batch of files at once, so that
+small files share numpy's fixed cost per call.
 
 The reference's rules this reproduces (``docs/tokenizer.md`` has the full list):
 chunks of any type are read as tracks; data bytes are not masked (corrupt
