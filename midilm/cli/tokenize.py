@@ -61,21 +61,21 @@ def plan(inputs: list[str], out: str) -> list[tuple[Path, Path]]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from midilm.errors import MidilmError
-    from midilm.tokenizer import tokenize
+    from midilm.errors import MidiFileError
+    from midilm.tokenizer import tokenize_many
 
     options = apply_arguments(TokenizerOptions(), args)
+    pairs = plan(args.inputs, args.out)
     written: dict[Path, Path] = {}
     failed = events = 0
-    for source, target in plan(args.inputs, args.out):
+    # files are tokenized in batches (small files share numpy's fixed costs); each result stays per file
+    for (source, target), result in zip(pairs, tokenize_many([source for source, _ in pairs], options), strict=True):
         if target in written:
             print(f"midilm tokenize: {source}: skipped, its output {target} is already written for {written[target]}", file=sys.stderr)
             failed += 1
             continue
-        try:
-            result = tokenize(source, options)
-        except MidilmError as exc:
-            print(f"midilm tokenize: {exc}", file=sys.stderr)
+        if isinstance(result, MidiFileError):
+            print(f"midilm tokenize: {result}", file=sys.stderr)
             failed += 1
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
