@@ -81,3 +81,30 @@ def test_tokens_to_midi_refuses_non_token_arrays(tokens, message):
 def test_unwritable_resolution_raises():
     with pytest.raises(MidiFileError, match="ticks per beat"):
         score_to_midi([40000, []])
+
+
+def test_noise_from_an_untrained_model_decodes_and_tokenizes_again() -> None:
+    """Rows a barely trained model wrote (wide jumps in time, tracks and channels): decoding
+    them and reading the MIDI back once raised a bare IndexError."""
+    from midilm.tokenizer import tokenize, tokens_to_midi
+
+    pad = [0] * 7
+    rows = np.array(
+        [
+            [1, *pad],
+            [4, 9, 137, 2202, 2329, 2641, 0, 0],
+            [3, 13, 137, 2202, 2329, 2395, 2563, 169],
+            [3, 62, 145, 2208, 2329, 2405, 2578, 201],
+            [3, 10, 150, 2202, 2333, 2398, 2600, 1965],
+            [4, 23, 151, 2233, 2340, 2662, 0, 0],
+            [3, 9, 137, 2202, 2337, 2403, 2485, 169],
+            [3, 11, 147, 2204, 2340, 2405, 2563, 185],
+            [3, 9, 145, 2252, 2337, 2403, 2570, 266],
+            [3, 9, 137, 2208, 2336, 2423, 2563, 161],
+            [3, 9, 137, 2207, 2329, 2400, 2568, 169],
+            [2, *pad],
+        ],
+        dtype=np.uint16,
+    )
+    again = tokenize(tokens_to_midi(rows)).tokens
+    assert (again[:, 0] == 3).sum() == 8  # the notes survive the round trip
