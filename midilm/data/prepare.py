@@ -221,7 +221,9 @@ def prepare(
             job = partial(tokenize_file, options=tokenizer_options, cpu_limit_seconds=options.cpu_limit_seconds)
             workers = min(options.workers or default_workers(), len(todo))
             with tqdm(total=len(todo), unit="file", desc="tokenizing", disable=not progress, smoothing=0.05) as bar:
-                for result, tokens in parallel_map(job, todo, workers=workers):
+                # small batches: one file takes milliseconds, less than sending it to a worker
+                chunksize = max(1, min(32, len(todo) // (workers * 16)))
+                for result, tokens in parallel_map(job, todo, workers=workers, chunksize=chunksize):
                     results[result["path"]] = result_of(writer.append(result, tokens), result["path"])
                     bar.update()
             summary.tokenized = len(todo)

@@ -86,13 +86,16 @@ def parallel_map(
     workers: int,
     initializer: Callable[..., None] | None = None,
     initargs: tuple = (),
+    chunksize: int = 1,
 ) -> Iterator[R]:
     """Yield ``function(item)`` for every item, in completion order.
 
     ``workers <= 1`` runs in this process (no start-up cost, easy to debug);
     otherwise a pool of ``workers`` spawned processes. ``function`` and
     ``initializer`` must be importable module-level functions. Leaving the
-    generator early (an exception, Ctrl-C) terminates the pool.
+    generator early (an exception, Ctrl-C) terminates the pool. ``chunksize``
+    items travel to a worker together: more than 1 pays for many small items,
+    1 balances few long ones.
     """
     if workers <= 1:
         if initializer is not None:
@@ -102,4 +105,4 @@ def parallel_map(
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_ignore_sigint, initargs=(initializer, initargs)) as pool:
-        yield from pool.imap_unordered(function, items, chunksize=1)
+        yield from pool.imap_unordered(function, items, chunksize=chunksize)
