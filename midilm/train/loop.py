@@ -319,7 +319,8 @@ class Trainer:
             while not (reason := pos.stop_reason or self._limits_reached(started, interrupt)):
                 self.train_view.set_epoch(pos.epoch)
                 loader = iter(self._loader(list(self.batches.micro_batches(pos.epoch, pos.step_in_epoch)), self.train_view))
-                while not reason and pos.step_in_epoch < self.batches.steps_per_epoch:
+                end_of_epoch = False
+                while not reason and not end_of_epoch:
                     window.add(*self._step([next(loader) for _ in range(cfg.grad_accum)]))
                     pos.step += 1
                     pos.step_in_epoch += 1

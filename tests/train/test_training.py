@@ -162,3 +162,24 @@ def test_tensorboard_logs_the_scalars(golden_store: Path, tmp_path: Path, tiny_r
     pytest.importorskip("tensorboard")
     tiny_run(golden_store, tmp_path / "run", max_steps=5, eval_every=5, tensorboard=True)
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_epochs_end_with_an_evaluation_and_the_run_stops_after_max_epochs(chorale_store: Path, tmp_path: Path, tiny_run) -> None:
+    result = tiny_run(chorale_store, tmp_path / "run", "hier", eval_every=0, max_epochs=3, max_steps=0)
+    rows = read_metrics(tmp_path / "run")
+    evaluated = [r for r in rows if "val_loss" in r]
+    per_epoch = evaluated[0]["step"]
+    assert [r["step"] for r in evaluated] == [per_epoch, 2 * per_epoch, 3 * per_epoch]
+    assert [r["epoch"] for r in evaluated] == [1.0, 2.0, 3.0]
+    assert result.stop_reason == "max_epochs" and result.step == 3 * per_epoch
+    resumed = resume_run(tmp_path / "run", max_steps=0)  # nothing left: max_epochs holds
+    assert resumed.step == 3 * per_epoch
+
+
+def test_resume_across_an_epoch_boundary(chorale_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(chorale_store, tmp_path / "whole", "hier", max_steps=20, eval_every=4)
+    tiny_run(chorale_store, tmp_path / "split", "hier", max_steps=5, eval_every=4)
+    resume_run(tmp_path / "split", max_steps=20)
+    whole, split = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "split")
+    assert whole[-1]["epoch"] > 1  # the runs crossed into a second epoch
+    assert [r["train_loss"] for r in split] == pytest.approx([r["train_loss"] for r in whole], abs=1e-5)
