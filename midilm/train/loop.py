@@ -220,6 +220,9 @@ class Trainer:
         unit = "events" if self.input_kind == "events" else "tokens"
         if self.run.train.seq_len > limit:
             raise ConfigError(f"seq_len {self.run.train.seq_len} {unit} does not fit the model's context of {limit} {unit} (raise the model's max_seq_len or lower --seq-len)")
+        if self.run.train.seq_len < limit and self.cluster.is_main:
+            print(f"note: windows of {self.run.train.seq_len} {unit} never train positions {self.run.train.seq_len}..{limit - 1} of the model's context, "
+                  f"which generation uses before its window slides; pass --max-seq-len {self.run.train.seq_len} to match them", flush=True)
 
     def _view(self, split: str, *, training: bool):
         from midilm.data import EventWindows, TokenWindows

@@ -78,6 +78,15 @@ def test_seq_len_beyond_the_context_is_refused(golden_store: Path, tmp_path: Pat
     assert not (tmp_path / "run").exists()  # nothing written before the check
 
 
+def test_windows_shorter_than_the_context_are_pointed_out(golden_store: Path, tmp_path: Path, capsys) -> None:
+    model = preset_config("gpt", "tiny")
+    start_run(golden_store, tmp_path / "short", model, tiny_config(max_steps=1))
+    assert f"never train positions 64..{model.max_seq_len - 1}" in capsys.readouterr().out
+    model.max_seq_len = 64
+    start_run(golden_store, tmp_path / "matched", model, tiny_config(max_steps=1))
+    assert "never train positions" not in capsys.readouterr().out
+
+
 def test_an_empty_split_is_refused(golden_dir: Path, tmp_path: Path) -> None:
     store = make_store([golden_dir / "bach_bwv10.7.mid"], tmp_path / "one")  # one file: two splits stay empty
     with pytest.raises(ConfigError, match="split is empty"):
