@@ -45,7 +45,7 @@ NOTEBOOK_WINDOW = 512
 
 
 def measure(model: torch.nn.Module, batch: int, start: np.ndarray, events: int, *, seed: int = 0) -> dict:
-    config = SamplingConfig(num_samples=batch, events=events, min_events=events, seed=seed)
+    config = SamplingConfig(num_samples=batch, events=events, min_events=events, seed=seed, threads=torch.get_num_threads())
     result = sample_events(model, config, start)
     generated = sum(result.generated_events)
     return {"events_per_s": generated / result.seconds, "tokens_per_s": generated * vocab.EVENT_LEN / result.seconds, "seconds": result.seconds}

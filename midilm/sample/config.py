@@ -24,8 +24,14 @@ class SamplingConfig:
         metadata={"help": "auto: int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose", "choices": ("auto", "int8", "full")},
     )
 
+    threads: int = field(
+        default=1,
+        metadata={"help": "CPU threads while sampling (0 = torch's setting): one token at a time is too small to split, and extra threads stall when other jobs share the cores"},
+    )
+
     def validate(self) -> None:
         checks = [
+            (self.threads >= 0, f"threads must be >= 0 (got {self.threads})"),
             (self.num_samples >= 1, f"num_samples must be >= 1 (got {self.num_samples})"),
             (self.events >= 1, f"events must be >= 1 (got {self.events})"),
             (self.seconds >= 0, f"seconds must be >= 0 (got {self.seconds})"),

@@ -11,7 +11,8 @@ context is full, so pieces can be longer than the model's context.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,18 @@ def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = Non
     return np.concatenate([BOS_ROW[None, :], extra])
 
 
+@contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch CPU threads (0: leave the setting alone)."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def sample_events(
     model: torch.nn.Module,
     config: SamplingConfig,
@@ -95,7 +108,7 @@ def sample_events(
     done, reason = 0, "events"
     model.eval()
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), cpu_threads(config.threads if device.type == "cpu" else 0):
             decoder = make_decoder(for_sampling(model, config.weights) if cache else model, batch, cache=cache)
             decoder.prefill(torch.as_tensor(start.astype(np.int64), device=device).unsqueeze(0).expand(batch, -1, -1).contiguous())
             while done < config.events:

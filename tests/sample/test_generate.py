@@ -124,3 +124,17 @@ def test_onset_seconds_follows_tempo_changes() -> None:
         row("note", time1=1, time2=0, track=1, channel=0, pitch=62, velocity=80, duration=4),  # +0.5 beat at 120 bpm
     ])
     np.testing.assert_allclose(onset_seconds(rows), [0, 0, 2.5, 2.5, 2.75])
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_sampling_runs_on_its_own_cpu_threads_and_restores_the_setting(threads: int) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    seen: list[int] = []
+    try:
+        config = SamplingConfig(events=3, min_events=3, threads=threads)
+        sample_events(tiny("gpt"), config, start_rows(), on_event=lambda n: seen.append(torch.get_num_threads()))
+        assert seen == [threads] * 3
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
