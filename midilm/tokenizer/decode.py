@@ -84,7 +84,8 @@ def detokenize(tokens: np.ndarray) -> list:
     return [TICKS_PER_BEAT, *(tracks[t] for t in sorted(tracks))]
 
 
-def _vlq(value: int) -> bytes:
+def encode_vlq(value: int) -> bytes:
+    """A MIDI variable-length quantity: 7 bits a byte, most significant first."""
     out = [value & 0x7F]
     value >>= 7
     while value:
@@ -119,7 +120,7 @@ def _track_bytes(events: list) -> bytes:
     previous = 0
     for time in sorted(by_time):
         for message in by_time[time]:
-            out += _vlq(time - previous)
+            out += encode_vlq(time - previous)
             previous = time
             if isinstance(message, bytes):
                 out += message

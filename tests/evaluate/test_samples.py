@@ -11,8 +11,8 @@ import torch
 from midilm import vocab
 from midilm.evaluate.samples import generate_samples, syntax_errors
 from midilm.model import build_model, preset_config
-from midilm.sample.config import SamplingConfig
 from midilm.sample import generate
+from midilm.sample.config import SamplingConfig
 
 BOS_ROW = [vocab.BOS] + [vocab.PAD] * 7
 EOS_ROW = [vocab.EOS] + [vocab.PAD] * 7

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-
-def vlq(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
+from midilm.tokenizer.decode import encode_vlq as vlq
 
 
 def chunk(body: bytes, kind: bytes = b"MTrk", length: int | None = None) -> bytes:

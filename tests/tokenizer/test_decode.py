@@ -10,6 +10,7 @@ import pytest
 from midilm import vocab
 from midilm.errors import MidiFileError, TokenError
 from midilm.tokenizer import detokenize, read_score, score_to_midi, tokenize, tokenize_score, tokens_to_midi
+from midilm.tokenizer.decode import encode_vlq
 
 ROUND_TRIP_FILES = [
     "bach_bwv1.6",
@@ -108,3 +109,11 @@ def test_noise_from_an_untrained_model_decodes_and_tokenizes_again() -> None:
     )
     again = tokenize(tokens_to_midi(rows)).tokens
     assert (again[:, 0] == 3).sum() == 8  # the notes survive the round trip
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [(0, "00"), (0x7F, "7f"), (0x80, "8100"), (0x2000, "c000"), (0x3FFF, "ff7f"), (0x4000, "818000"), (0x0FFFFFFF, "ffffff7f")],
+)
+def test_variable_length_quantities_follow_the_midi_specification(value: int, encoded: str) -> None:
+    assert encode_vlq(value).hex() == encoded
