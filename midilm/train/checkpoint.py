@@ -32,6 +32,7 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 CONFIG_KEY = "midilm_run_config"
+META_KEY = "midilm_meta"
 CHECKPOINT_NAMES = ("best", "last")
 
 
@@ -82,12 +83,15 @@ def save_checkpoint(folder: Path, model: torch.nn.Module, run: RunConfig, meta: 
     write_atomically(folder, write)
 
 
-def export_weights(path: Path, model: torch.nn.Module, run: RunConfig, dtype: torch.dtype = torch.bfloat16) -> None:
+def export_weights(
+    path: Path, model: torch.nn.Module, run: RunConfig, meta: dict[str, Any] | None = None, dtype: torch.dtype = torch.bfloat16
+) -> None:
     """One self-contained weights file in 16 bits (for shipping a model): the
-    run config travels in its metadata; loading upcasts to the model's dtype."""
+    run config and the checkpoint's meta (step, validation loss) travel in its
+    metadata; loading upcasts to the model's dtype."""
     half = copy.deepcopy(model).to(dtype)
     tmp = path.with_name(path.name + ".tmp")
-    save_model(half, str(tmp), metadata={CONFIG_KEY: run.to_json()})
+    save_model(half, str(tmp), metadata={CONFIG_KEY: run.to_json(), META_KEY: json.dumps(meta or {})})
     os.replace(tmp, path)
 
 
@@ -106,13 +110,18 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return json.loads((folder / META_FILE).read_text())
 
 
-def read_run_config(weights: Path) -> RunConfig:
-    """The run config stored in a weights file's metadata."""
+def weights_metadata(weights: Path) -> dict[str, str]:
+    """The string metadata of a safetensors file."""
     try:
         with safe_open(str(weights), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            return handle.metadata() or {}
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"{weights}: not a readable safetensors file: {exc}") from exc
+
+
+def read_run_config(weights: Path) -> RunConfig:
+    """The run config stored in a weights file's metadata."""
+    metadata = weights_metadata(weights)
     if CONFIG_KEY not in metadata:
         raise CheckpointError(f"{weights}: no midilm run config in this weights file")
     try:
@@ -175,7 +184,7 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu") -> 
         model = build_model(run.model)
         load_weights(model, weights)
         meta_path = weights.parent / META_FILE
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else json.loads(weights_metadata(weights).get(META_KEY, "{}"))
     model.to(device).eval()
     return LoadedModel(model=model, run=run, source=weights, meta=meta)
 

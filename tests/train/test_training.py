@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from midilm.errors import CheckpointError, ConfigError
 from midilm.model import ModelConfig, build_model, preset_config
-from midilm.train import TrainConfig, load_for_inference, resume_run, start_run
+from midilm.train import TrainConfig, export_weights, load_for_inference, resume_run, start_run
 from midilm.train.checkpoint import save_checkpoint
 from midilm.train.config import RunConfig
 
@@ -43,6 +44,20 @@ def test_checkpoint_round_trip_gives_the_same_logits(golden_store: Path, tmp_pat
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data"]["identity"] and config["data"]["tokenizer"]["tokenizer_version"]
     assert config["vocab"]["vocab_size"] == 3406
+
+
+def test_exported_weights_are_16_bit_and_self_contained(golden_store: Path, tmp_path: Path, tiny_run) -> None:
+    tiny_run(golden_store, tmp_path / "run", max_steps=10)
+    loaded = load_for_inference(tmp_path / "run")
+    shipped = tmp_path / "elsewhere" / "model.safetensors"
+    shipped.parent.mkdir()
+    export_weights(shipped, loaded.model, loaded.run, loaded.meta)
+    assert {t.dtype for t in load_file(shipped).values()} == {torch.bfloat16}
+    again = load_for_inference(shipped)  # no meta.json or config.json beside it
+    assert again.meta["step"] == 10 and again.run.model == loaded.run.model and again.run.data == loaded.run.data
+    tokens = torch.randint(3, 3000, (2, 40))
+    with torch.no_grad():
+        torch.testing.assert_close(again.model(tokens), loaded.model(tokens), atol=0.1, rtol=0.05)
 
 
 @pytest.mark.parametrize("arch", ["gpt", "hier"])
