@@ -1,0 +1,35 @@
+"""The model that ships in the package: small, 16-bit, trained on shareable data, and used by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from midilm import vocab
+from midilm.cli import main
+from midilm.cli.generate import default_checkpoint
+from midilm.tokenizer.grammar import invalid_rows
+from midilm.train import load_for_inference
+
+MAX_BYTES = 20 * 1024 * 1024
+
+
+def test_the_shipped_model_is_small_16_bit_and_says_what_it_was_trained_on() -> None:
+    weights = default_checkpoint()
+    assert weights.stat().st_size <= MAX_BYTES
+    assert {t.dtype for t in load_file(weights).values()} == {torch.bfloat16}
+    loaded = load_for_inference(weights)
+    assert loaded.run.vocab["vocab_size"] == vocab.VOCAB_SIZE
+    assert Path(loaded.run.data.store).name == "music21-bach-essen"  # the bundled corpus, which has no Palestrina
+    assert loaded.meta["step"] > 0 and loaded.meta["val_nats_per_event"] < 3.0
+
+
+def test_generate_without_a_checkpoint_uses_the_shipped_model(tmp_path: Path, capsys) -> None:
+    assert main(["generate", "--events", "24", "--min-events", "24", "--out", str(tmp_path)]) == 0
+    tokens = np.load(tmp_path / "sample-00.npy")
+    assert tokens.shape == (25, 8) and not invalid_rows(tokens).any()
+    assert (tmp_path / "sample-00.mid").stat().st_size > 30
+    assert "sample-00.mid" in capsys.readouterr().out
