@@ -103,8 +103,12 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), rope, cache, layer))
-        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+        x = x + self._drop(self.attn(self.attn_norm(x), rope, cache, layer))
+        return x + self._drop(self.mlp(self.mlp_norm(x)))
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        # skipped outright in eval mode: sampling calls this twice a layer for every token
+        return self.dropout(x) if self.training else x
 
 
 class BlockStack(nn.Module):
