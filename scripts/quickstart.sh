@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# From a fresh clone to music in one command, on a laptop CPU (about 10 minutes on 2 cores):
+# From a fresh clone to music in one command, on a laptop CPU (about 9 minutes on 2 cores):
 # set up .venv, prepare the bundled corpus, train a small model for a few minutes, generate with it.
 # Environment: QUICKSTART_MINUTES (training minutes, default 5), QUICKSTART_ARCH (default hier).
 set -euo pipefail
