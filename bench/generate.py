@@ -48,7 +48,11 @@ def measure(model: torch.nn.Module, batch: int, start: np.ndarray, events: int, 
     config = SamplingConfig(num_samples=batch, events=events, min_events=events, seed=seed, threads=torch.get_num_threads())
     result = sample_events(model, config, start)
     generated = sum(result.generated_events)
-    return {"events_per_s": generated / result.seconds, "tokens_per_s": generated * vocab.EVENT_LEN / result.seconds, "seconds": result.seconds}
+    return {
+        "events_per_s": generated / result.seconds,
+        "tokens_per_s": generated * vocab.EVENT_LEN / result.seconds,
+        "seconds": result.seconds,
+    }
 
 
 @torch.inference_mode()
@@ -76,7 +80,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=256, help="events generated per sample")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--rounds", type=int, default=3, help="turns each sampler takes; medians are reported")
-    parser.add_argument("--baseline-events", type=int, default=4, help="events the cache-free notebook sampler generates per round (it is slow); 0 skips it")
+    parser.add_argument(
+        "--baseline-events", type=int, default=4, help="events the cache-free notebook sampler generates per round (it is slow); 0 skips it"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = prompt_rows(args.prompt_events)
@@ -99,8 +105,14 @@ def main() -> None:
         if name == "notebook":
             continue
         line = {
-            "arch": name, "preset": args.preset, "params": count_parameters(model), "batch": batch,
-            "prompt_events": args.prompt_events, "events": events, "threads": args.threads, "rounds": args.rounds,
+            "arch": name,
+            "preset": args.preset,
+            "params": count_parameters(model),
+            "batch": batch,
+            "prompt_events": args.prompt_events,
+            "events": events,
+            "threads": args.threads,
+            "rounds": args.rounds,
             **{k: round(v, 2) for k, v in medians[name].items()},
         }
         if "notebook" in medians:

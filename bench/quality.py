@@ -44,8 +44,14 @@ def model_config(arch: str):
 def train_config(arch: str, args: argparse.Namespace, minutes: float) -> TrainConfig:
     window = args.hier_events if arch == "hier" else args.seq_len
     return TrainConfig(
-        seq_len=window, stride=window // 2, batch_size=args.batch, eval_every=args.eval_every, eval_batches=args.eval_batches,
-        max_minutes=minutes, max_epochs=1000, seed=args.seed,
+        seq_len=window,
+        stride=window // 2,
+        batch_size=args.batch,
+        eval_every=args.eval_every,
+        eval_batches=args.eval_batches,
+        max_minutes=minutes,
+        max_epochs=1000,
+        seed=args.seed,
     )
 
 
@@ -118,7 +124,10 @@ def main() -> None:
             "val_bits_per_second": scores["bits_per_second"],
         }
     baseline = results.get("seed", {}).get("val_nats_per_event")
-    lines = ["| arch | parameters | window | steps | best step | val nats/event | vs seed | val nats/token | val bits/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| arch | parameters | window | steps | best step | val nats/event | vs seed | val nats/token | val bits/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for arch, r in results.items():
         versus = f"{(r['val_nats_per_event'] / baseline - 1) * 100:+.1f}%" if baseline else ""
         unit = "events" if arch == "hier" else "tokens"

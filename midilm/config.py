@@ -65,7 +65,9 @@ def add_dataclass_arguments(
             parser.add_argument(_flag(field.name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typ in (int, float, str):
             choices = field.metadata.get("choices")
-            parser.add_argument(_flag(field.name), dest=dest, type=typ, default=None, choices=choices, help=help_text, metavar=field.metadata.get("metavar"))
+            parser.add_argument(
+                _flag(field.name), dest=dest, type=typ, default=None, choices=choices, help=help_text, metavar=field.metadata.get("metavar")
+            )
         elif typing.get_origin(typ) is tuple or typ is tuple:
             parser.add_argument(_flag(field.name), dest=dest, type=_float_tuple, default=None, help=help_text, metavar="A,B,...")
         else:

@@ -27,7 +27,9 @@ SAMPLING_SKIP = ("num_samples", "events", "seconds")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from midilm.sample.config import SamplingConfig
 
-    parser.add_argument("--checkpoint", required=True, metavar="RUN", help="run folder (its best, else last, checkpoint), checkpoint folder or weights file")
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="RUN", help="run folder (its best, else last, checkpoint), checkpoint folder or weights file"
+    )
     parser.add_argument("--data", metavar="STORE", help="token store to evaluate on (default: the store the run was trained on)")
     parser.add_argument("--train-data", metavar="STORE", help="store whose train split the memorization check searches (default: --data)")
     parser.add_argument("--out", metavar="DIR", help="folder for evaluation.json, report.md and plots (default: RUN/eval-SPLIT)")
@@ -52,7 +54,9 @@ def default_store(checkpoint: Path) -> str:
     weights = resolve_weights(checkpoint)
     store = read_run_config(weights).data.store if weights.suffix == ".safetensors" else ""
     if not store or not Path(store).exists():
-        raise ConfigError(f"{checkpoint}: no --data given and the run's own store {store or '(none recorded)'} is not here; pass --data STORE")
+        raise ConfigError(
+            f"{checkpoint}: no --data given and the run's own store {store or '(none recorded)'} is not here; pass --data STORE"
+        )
     return store
 
 
@@ -89,5 +93,7 @@ def summary(result: dict[str, Any]) -> str:
         overlaps = [f"{name} {v['generated_oa']:.2f}" for name, v in result["music"].items() if "skipped" not in v]
         if overlaps:
             lines.append("overlapping area, generated intra-set vs inter-set: " + ", ".join(overlaps))
-        lines.append(f"memorization: longest run shared with the train split {memo['longest']} events (held-out files: {memo['reference_longest']})")
+        lines.append(
+            f"memorization: longest run shared with the train split {memo['longest']} events (held-out files: {memo['reference_longest']})"
+        )
     return "\n".join(lines)

@@ -23,12 +23,18 @@ UNLIMITED_EVENTS = 1_000_000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", metavar="RUN_OR_FILE", help="run folder (its best, else last checkpoint), checkpoint folder or weights file (default: the model shipped with midilm)")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="RUN_OR_FILE",
+        help="run folder (its best, else last checkpoint), checkpoint folder or weights file (default: the model shipped with midilm)",
+    )
     parser.add_argument("--out", metavar="DIR", help="folder for the samples (default: samples/TIME)")
     parser.add_argument("--prompt", metavar="IN.mid", help="continue this MIDI file (tokenized with the model's tokenizer options)")
     cut = parser.add_mutually_exclusive_group()
     cut.add_argument("--prompt-events", type=int, default=0, metavar="N", help="use the prompt's first N events")
-    cut.add_argument("--prompt-seconds", type=float, default=0.0, metavar="S", help="use the prompt's events that start in its first S seconds")
+    cut.add_argument(
+        "--prompt-seconds", type=float, default=0.0, metavar="S", help="use the prompt's events that start in its first S seconds"
+    )
     parser.add_argument("--audio", action="store_true", help="also render a WAV with a General MIDI soundfont")
     parser.add_argument("--piano-roll", action="store_true", help="also draw a piano-roll PNG")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
@@ -86,5 +92,7 @@ def run(args: argparse.Namespace) -> int:
     written = write_samples(out, result, settings, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=args.prefix)
     for files, events in zip(written, result.generated_events, strict=True):
         print(f"{files['midi']}  ({events} events)" + "".join(f"\n  {p}" for k, p in files.items() if k not in ("midi", "record")))
-    print(f"{sum(result.generated_events)} events in {result.seconds:.1f} s ({result.events_per_s:.1f} events/s); settings in {out}/{args.prefix}-*.json")
+    print(
+        f"{sum(result.generated_events)} events in {result.seconds:.1f} s ({result.events_per_s:.1f} events/s); settings in {out}/{args.prefix}-*.json"
+    )
     return 130 if result.stop_reason == "interrupted" else 0

@@ -25,10 +25,20 @@ MODEL_PREFIX = "model_"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from midilm.model import ARCHS, PRESETS, ModelConfig
 
-    parser.add_argument("--data", metavar="STORE", help="token store to train on (default: the bundled corpus's store, prepared by `midilm prepare`)")
+    parser.add_argument(
+        "--data", metavar="STORE", help="token store to train on (default: the bundled corpus's store, prepared by `midilm prepare`)"
+    )
     parser.add_argument("--out", metavar="RUN", help="run folder to create (default: runs/ARCH-PRESET-TIME)")
-    parser.add_argument("--resume", metavar="RUN", help="continue this run from its last checkpoint with its own settings (only --max-steps/--max-minutes may change)")
-    parser.add_argument("--init", metavar="CHECKPOINT", help="start from this checkpoint (run folder, checkpoint folder, .safetensors, or a notebook best_model_lm.pt)")
+    parser.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue this run from its last checkpoint with its own settings (only --max-steps/--max-minutes may change)",
+    )
+    parser.add_argument(
+        "--init",
+        metavar="CHECKPOINT",
+        help="start from this checkpoint (run folder, checkpoint folder, .safetensors, or a notebook best_model_lm.pt)",
+    )
     parser.add_argument("--arch", choices=ARCHS, help="model architecture (default: gpt)")
     parser.add_argument("--preset", choices=tuple(PRESETS), help="model size preset (default: small)")
     parser.add_argument("--config", metavar="FILE", help='JSON file with "model" and/or "train" sections; command-line options override it')
@@ -67,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
         extra |= {name for name in ("data", "out", "init", "arch", "preset", "config") if getattr(args, name)}
         extra |= set(given_arguments(args, ModelConfig, dest_prefix=MODEL_PREFIX))
         if extra:
-            raise ConfigError(f"--resume takes every setting from the run; only --max-steps and --max-minutes may change (got {', '.join(sorted(extra))})")
+            raise ConfigError(
+                f"--resume takes every setting from the run; only --max-steps and --max-minutes may change (got {', '.join(sorted(extra))})"
+            )
         result = resume_run(args.resume, max_steps=args.max_steps, max_minutes=args.max_minutes)
     else:
         model_config, train_config, arch, preset = _configs(args)

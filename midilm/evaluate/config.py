@@ -12,13 +12,17 @@ class EvaluateConfig:
     """What to measure and how much of it."""
 
     split: str = field(default="test", metadata={"help": "split of --data to evaluate on", "choices": ("train", "val", "test")})
-    samples: int = field(default=16, metadata={"help": "samples to generate for music statistics, syntax and memorization (0 = likelihood only)"})
+    samples: int = field(
+        default=16, metadata={"help": "samples to generate for music statistics, syntax and memorization (0 = likelihood only)"}
+    )
     events: int = field(default=512, metadata={"help": "events per generated sample"})
     sample_batch: int = field(default=8, metadata={"help": "samples generated together in one batch"})
     likelihood: bool = field(default=True, metadata={"help": "measure nats per token/event and bits per second on the split"})
     window: int = field(default=0, metadata={"help": "likelihood window (tokens, or events for hier); 0 = the run's training --seq-len"})
     batch_size: int = field(default=16, metadata={"help": "likelihood windows per forward pass"})
-    reference_pieces: int = field(default=100, metadata={"help": "files of the split drawn at random as the reference set of the music statistics"})
+    reference_pieces: int = field(
+        default=100, metadata={"help": "files of the split drawn at random as the reference set of the music statistics"}
+    )
     device: str = field(default="auto", metadata={"help": "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"})
 
     def validate(self) -> None:

@@ -26,7 +26,9 @@ def split_seconds(store: Any, split: str) -> float:
     recorded = {int(r["index"]): r.get("seconds") for r in store.records if r.get("index") is not None}
     missing = [int(i) for i in store.split(split) if recorded.get(int(i)) is None]
     if missing:
-        raise StoreError(f"{store.path}: the manifest gives no duration for {len(missing)} file(s) of the {split} split (first: index {missing[0]})")
+        raise StoreError(
+            f"{store.path}: the manifest gives no duration for {len(missing)} file(s) of the {split} split (first: index {missing[0]})"
+        )
     return float(sum(recorded[int(i)] for i in store.split(split)))
 
 

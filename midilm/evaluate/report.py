@@ -106,7 +106,9 @@ def plot_distances(evaluation: Evaluation, path: Path) -> None:
         ax.set_title(name.replace("_", " "), fontsize="medium")
         ax.set_xlabel(f"distance ({FEATURE_UNITS[name]})", fontsize="small")
     legend_axes = axes.flat[len(names)] if len(names) < axes.size else axes.flat[0]
-    legend_axes.legend(*axes.flat[0].get_legend_handles_labels(), fontsize="small", loc="center" if legend_axes is not axes.flat[0] else "best")
+    legend_axes.legend(
+        *axes.flat[0].get_legend_handles_labels(), fontsize="small", loc="center" if legend_axes is not axes.flat[0] else "best"
+    )
     figure.tight_layout()
     figure.savefig(path)
 
@@ -116,7 +118,9 @@ def plot_histograms(evaluation: Evaluation, path: Path) -> None:
     figure, axes = _figure(1, len(HISTOGRAM_FEATURES), 5 * len(HISTOGRAM_FEATURES), 3.2)
     for ax, (name, labels) in zip(axes.flat, HISTOGRAM_FEATURES.items(), strict=True):
         x = np.arange(len(labels))
-        for offset, (label, table) in zip((-0.2, 0.2), (("generated", evaluation.generated_features), ("reference", evaluation.reference_features)), strict=True):
+        for offset, (label, table) in zip(
+            (-0.2, 0.2), (("generated", evaluation.generated_features), ("reference", evaluation.reference_features)), strict=True
+        ):
             defined = _defined(table[name])
             if len(defined):
                 ax.bar(x + offset, defined.mean(axis=0), width=0.4, label=label)
@@ -159,8 +163,16 @@ def markdown(result: dict[str, Any], plots: list[str], piano_rolls: list[str]) -
     ]
     if "likelihood" in result:
         lik = result["likelihood"]
-        lines += ["## Likelihood", "", f"{lik['files']} files, {lik['seconds']:.0f} s of music, {lik['tokens']:,} tokens, {lik['events']:,} events, windows of {lik['window']}.", ""]
-        lines += _table(["nats per token", "perplexity", "nats per event", "bits per second"], [[lik["loss"], lik["ppl"], lik["nats_per_event"], lik["bits_per_second"]]])
+        lines += [
+            "## Likelihood",
+            "",
+            f"{lik['files']} files, {lik['seconds']:.0f} s of music, {lik['tokens']:,} tokens, {lik['events']:,} events, windows of {lik['window']}.",
+            "",
+        ]
+        lines += _table(
+            ["nats per token", "perplexity", "nats per event", "bits per second"],
+            [[lik["loss"], lik["ppl"], lik["nats_per_event"], lik["bits_per_second"]]],
+        )
         slots = [[name, lik.get(f"loss_{name}"), lik.get(f"acc_{name}")] for name in vocab.SLOT_NAMES if f"loss_{name}" in lik]
         lines += ["Per slot (nats per token, top-1 accuracy):", ""] + _table(["slot", "loss", "accuracy"], slots)
     if "music" in result:
@@ -191,15 +203,24 @@ def _samples_section(result: dict[str, Any], plots: list[str], piano_rolls: list
         if "skipped" in v:
             rows.append([name] + ["n/a"] * 7)
             continue
-        rows.append([
-            name,
-            f"{v['generated_intra']['mean']:.3g} ± {v['generated_intra']['std']:.2g}",
-            f"{v['reference_intra']['mean']:.3g} ± {v['reference_intra']['std']:.2g}",
-            f"{v['inter']['mean']:.3g} ± {v['inter']['std']:.2g}",
-            v["generated_kl"], v["generated_oa"], v["reference_kl"], v["reference_oa"],
-        ])
+        rows.append(
+            [
+                name,
+                f"{v['generated_intra']['mean']:.3g} ± {v['generated_intra']['std']:.2g}",
+                f"{v['reference_intra']['mean']:.3g} ± {v['reference_intra']['std']:.2g}",
+                f"{v['inter']['mean']:.3g} ± {v['inter']['std']:.2g}",
+                v["generated_kl"],
+                v["generated_oa"],
+                v["reference_kl"],
+                v["reference_oa"],
+            ]
+        )
     lines += _table(["feature", "intra generated", "intra reference", "inter", "KL gen", "OA gen", "KL ref", "OA ref"], rows)
-    scalars = [[name, v["generated_mean"][0], v["reference_mean"][0], FEATURE_UNITS[name]] for name, v in result["music"].items() if "skipped" not in v and len(v["generated_mean"]) == 1]
+    scalars = [
+        [name, v["generated_mean"][0], v["reference_mean"][0], FEATURE_UNITS[name]]
+        for name, v in result["music"].items()
+        if "skipped" not in v and len(v["generated_mean"]) == 1
+    ]
     lines += ["Mean of each scalar feature:", ""] + _table(["feature", "generated", "reference", "unit"], scalars)
     lines += [f"![{p}]({p})" for p in plots] + [""]
     lines += [
@@ -212,7 +233,12 @@ def _samples_section(result: dict[str, Any], plots: list[str], piano_rolls: list
     ]
     lines += _table(
         ["sample", "events shared", "at sample event", "training file", "at event"],
-        [[r["sample"], r["events"], r["sample_event"], f"`{r['path']}`", r["train_event"]] if r["events"] else [r["sample"], 0, "-", "-", "-"] for r in memo["per_sample"]],
+        [
+            [r["sample"], r["events"], r["sample_event"], f"`{r['path']}`", r["train_event"]]
+            if r["events"]
+            else [r["sample"], 0, "-", "-", "-"]
+            for r in memo["per_sample"]
+        ],
     )
     lines += [f"![{p}](samples/{p})" for p in piano_rolls] + [""]
     return lines

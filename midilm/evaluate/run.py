@@ -126,7 +126,9 @@ def evaluate_checkpoint(
     return evaluation.result
 
 
-def run_evaluation(checkpoint: str | os.PathLike, store: Any, config: EvaluateConfig, *, sampling: Any = None, train_store: Any = None) -> Evaluation:
+def run_evaluation(
+    checkpoint: str | os.PathLike, store: Any, config: EvaluateConfig, *, sampling: Any = None, train_store: Any = None
+) -> Evaluation:
     """The work behind :func:`evaluate_checkpoint`, keeping the pieces for the report."""
     from midilm.evaluate.likelihood import likelihood
     from midilm.evaluate.samples import generate_samples, syntax_errors
@@ -141,8 +143,12 @@ def run_evaluation(checkpoint: str | os.PathLike, store: Any, config: EvaluateCo
     loaded = load_for_inference(checkpoint, device)
     trained_on = loaded.run.data.tokenizer
     if trained_on and trained_on != store.tokenizer_spec:
-        raise ConfigError(f"{store.path}: tokenized with other options than {loaded.source} was trained on; its likelihood would not mean anything")
-    sampling = dataclasses.replace(sampling or SamplingConfig(), num_samples=min(config.sample_batch, max(config.samples, 1)), events=config.events)
+        raise ConfigError(
+            f"{store.path}: tokenized with other options than {loaded.source} was trained on; its likelihood would not mean anything"
+        )
+    sampling = dataclasses.replace(
+        sampling or SamplingConfig(), num_samples=min(config.sample_batch, max(config.samples, 1)), events=config.events
+    )
     sampling.validate()
     model = loaded.model
     result: dict[str, Any] = {
@@ -182,6 +188,8 @@ def run_evaluation(checkpoint: str | os.PathLike, store: Any, config: EvaluateCo
         )
         timing["music_statistics"] = time.perf_counter() - began
         began = time.perf_counter()
-        result["memorization"] = memorization(samples, reference_tokens[: config.samples], _open_store(train_store) if train_store is not None else store)
+        result["memorization"] = memorization(
+            samples, reference_tokens[: config.samples], _open_store(train_store) if train_store is not None else store
+        )
         timing["memorization"] = time.perf_counter() - began
     return Evaluation(result, samples, generated_notes, generated, reference)

@@ -32,7 +32,9 @@ def instrument_label(track: int, program: int, is_drum: bool) -> str:
 def _rectangles(starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np.ndarray:
     """Corner coordinates ``[n, 4, 2]`` of each note's bar."""
     low, high = pitches - NOTE_HEIGHT / 2, pitches + NOTE_HEIGHT / 2
-    return np.stack([np.stack([starts, low], -1), np.stack([ends, low], -1), np.stack([ends, high], -1), np.stack([starts, high], -1)], axis=1)
+    return np.stack(
+        [np.stack([starts, low], -1), np.stack([ends, low], -1), np.stack([ends, high], -1), np.stack([starts, high], -1)], axis=1
+    )
 
 
 def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike, title: str | None = None) -> None:
@@ -60,7 +62,9 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
         else:
             artist = PolyCollection(
                 _rectangles(mine["start_seconds"], mine["end_seconds"], mine["pitch"].astype(np.float64)),
-                facecolors=palette[i % len(palette)], edgecolors="none", alpha=0.85,
+                facecolors=palette[i % len(palette)],
+                edgecolors="none",
+                alpha=0.85,
             )
             axes.add_collection(artist)
         legend.append((len(mine), artist, instrument_label(track, program, is_drum)))

@@ -13,7 +13,9 @@ def make_generators(config: SamplingConfig, device: torch.device) -> list[torch.
     return [torch.Generator(device=device).manual_seed(config.seed + i) for i in range(config.num_samples)]
 
 
-def choose(logits: torch.Tensor, mask: torch.Tensor, config: SamplingConfig, generators: list[torch.Generator], skip: torch.Tensor) -> torch.Tensor:
+def choose(
+    logits: torch.Tensor, mask: torch.Tensor, config: SamplingConfig, generators: list[torch.Generator], skip: torch.Tensor
+) -> torch.Tensor:
     """One token per row of ``logits`` [B, V] among those the mask allows.
 
     Rows in ``skip`` have a single allowed token: it is taken without a draw,

@@ -16,17 +16,24 @@ class SamplingConfig:
     seconds: float = field(default=0.0, metadata={"help": "also stop once this many seconds of music follow the prompt (0 = no limit)"})
     min_events: int = field(default=0, metadata={"help": "forbid the end token before this many generated events"})
     temperature: float = field(default=1.0, metadata={"help": "softmax temperature (0 = always the most likely token)"})
-    top_p: float = field(default=0.94, metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)"})
+    top_p: float = field(
+        default=0.94, metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)"}
+    )
     top_k: int = field(default=20, metadata={"help": "keep only the k most likely tokens (0 = off)"})
     seed: int = field(default=0, metadata={"help": "random seed; sample i uses seed + i, so one sample can be regenerated alone"})
     weights: str = field(
         default="auto",
-        metadata={"help": "auto: int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose", "choices": ("auto", "int8", "full")},
+        metadata={
+            "help": "auto: int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose",
+            "choices": ("auto", "int8", "full"),
+        },
     )
 
     threads: int = field(
         default=1,
-        metadata={"help": "CPU threads while sampling (0 = torch's setting): one token at a time is too small to split, and extra threads stall when other jobs share the cores"},
+        metadata={
+            "help": "CPU threads while sampling (0 = torch's setting): one token at a time is too small to split, and extra threads stall when other jobs share the cores"
+        },
     )
 
     def validate(self) -> None:
@@ -50,8 +57,15 @@ class SamplingConfig:
 class Controls:
     """Musical settings written as prompt events before generation, as SkyTNT's app does."""
 
-    instruments: str = field(default="", metadata={"help": "comma-separated General MIDI instruments by name or program number, e.g. 'piano,violin' or '0,40'"})
-    drums: str = field(default="", metadata={"help": "drum kit on MIDI channel 10 (standard, room, power, electronic, tr-808, jazz, brush, orchestra, sfx, or a program number)"})
+    instruments: str = field(
+        default="", metadata={"help": "comma-separated General MIDI instruments by name or program number, e.g. 'piano,violin' or '0,40'"}
+    )
+    drums: str = field(
+        default="",
+        metadata={
+            "help": "drum kit on MIDI channel 10 (standard, room, power, electronic, tr-808, jazz, brush, orchestra, sfx, or a program number)"
+        },
+    )
     bpm: int = field(default=0, metadata={"help": "tempo in beats per minute (0 = let the model choose)"})
     time_signature: str = field(default="", metadata={"help": "time signature such as 4/4, 3/4 or 6/8"})
     key: str = field(default="", metadata={"help": "key signature such as C, G, Bb, F#m or 'D minor'"})

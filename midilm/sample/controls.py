@@ -19,13 +19,31 @@ from midilm.sample.config import Controls
 DRUM_CHANNEL = 9
 DRUM_KITS: dict[str, int] = {
     # General MIDI 2 drum-kit programs (played on channel 10)
-    "standard": 0, "room": 8, "power": 16, "electronic": 24, "tr-808": 25, "analog": 25,
-    "jazz": 32, "brush": 40, "orchestra": 48, "sfx": 56,
+    "standard": 0,
+    "room": 8,
+    "power": 16,
+    "electronic": 24,
+    "tr-808": 25,
+    "analog": 25,
+    "jazz": 32,
+    "brush": 40,
+    "orchestra": 48,
+    "sfx": 56,
 }
 INSTRUMENT_ALIASES: dict[str, int] = {
     # short names people type, mapped to the family's first General MIDI program
-    "piano": 0, "epiano": 4, "harpsichord": 6, "organ": 19, "guitar": 24, "electricguitar": 27,
-    "bass": 32, "strings": 48, "choir": 52, "brass": 61, "sax": 65, "saxophone": 65,
+    "piano": 0,
+    "epiano": 4,
+    "harpsichord": 6,
+    "organ": 19,
+    "guitar": 24,
+    "electricguitar": 27,
+    "bass": 32,
+    "strings": 48,
+    "choir": 52,
+    "brass": 61,
+    "sax": 65,
+    "saxophone": 65,
 }
 _LETTER_FIFTHS = {"F": -1, "C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5}
 
@@ -51,7 +69,11 @@ def instrument_program(name: str) -> int:
     if key in INSTRUMENT_ALIASES:
         return INSTRUMENT_ALIASES[key]
     close = [pretty_midi.INSTRUMENT_MAP[i] for i, n in enumerate(names) if key and key in n][:5]
-    hint = f"; did you mean {', '.join(close)}?" if close else " (General MIDI names such as 'Acoustic Grand Piano', 'Violin', or numbers 0-127)"
+    hint = (
+        f"; did you mean {', '.join(close)}?"
+        if close
+        else " (General MIDI names such as 'Acoustic Grand Piano', 'Violin', or numbers 0-127)"
+    )
     raise ConfigError(f"unknown instrument {name!r}{hint}")
 
 
@@ -111,5 +133,7 @@ def control_events(controls: Controls) -> np.ndarray:
         rows.append(vocab.encode_event("patch_change", **at_start, track=track, channel=channel, patch=program))
     if controls.drums:
         track = len(programs) + 1
-        rows.append(vocab.encode_event("patch_change", **at_start, track=track, channel=DRUM_CHANNEL, patch=drum_kit_program(controls.drums)))
+        rows.append(
+            vocab.encode_event("patch_change", **at_start, track=track, channel=DRUM_CHANNEL, patch=drum_kit_program(controls.drums))
+        )
     return np.stack(rows) if rows else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)

@@ -136,7 +136,9 @@ def sample_events(
     return GenerationResult(samples, len(start), generated, time.perf_counter() - began, reason)
 
 
-def _sample_row(decoder, grammar: GrammarMask, config: SamplingConfig, generators: list[torch.Generator], finished: torch.Tensor, *, eos_allowed: bool) -> torch.Tensor:
+def _sample_row(
+    decoder, grammar: GrammarMask, config: SamplingConfig, generators: list[torch.Generator], finished: torch.Tensor, *, eos_allowed: bool
+) -> torch.Tensor:
     """One event row per sample: slot by slot, sampling only where the grammar leaves a choice."""
     batch = finished.shape[0]
     event_index = torch.zeros(batch, dtype=torch.long, device=finished.device)

@@ -196,4 +196,6 @@ def load_weights(model: torch.nn.Module, weights: Path) -> None:
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise CheckpointError(f"{weights}: weights do not fit this model: {exc}") from exc
     if missing or unexpected:
-        raise CheckpointError(f"{weights}: weights do not fit this model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+        raise CheckpointError(
+            f"{weights}: weights do not fit this model (missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})"
+        )

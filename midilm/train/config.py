@@ -33,14 +33,18 @@ class TrainConfig:
     lr: float = field(default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR})"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0 disables)"})
-    batch_size: int = field(default=0, metadata={"help": "windows per optimizer step, summed over processes and accumulation steps; 0 = 32 on GPU, 16 on CPU"})
+    batch_size: int = field(
+        default=0, metadata={"help": "windows per optimizer step, summed over processes and accumulation steps; 0 = 32 on GPU, 16 on CPU"}
+    )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step (each process)"})
     seq_len: int = field(default=512, metadata={"help": "window length: tokens for flat models (seed, gpt), events for hier"})
     stride: int = field(default=256, metadata={"help": "distance between window starts, in the same unit as --seq-len"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0 = run --max-epochs)"})
     max_epochs: int = field(default=30, metadata={"help": "stop after this many passes over the train split"})
     max_minutes: float = field(default=0.0, metadata={"help": "stop after this much wall-clock training time (0 = no limit)"})
-    eval_every: int = field(default=0, metadata={"help": "evaluate on the val split every N steps (0 = once per epoch); always at the last step"})
+    eval_every: int = field(
+        default=0, metadata={"help": "evaluate on the val split every N steps (0 = once per epoch); always at the last step"}
+    )
     eval_batches: int = field(default=0, metadata={"help": "cap an evaluation at N batches (0 = the whole val split)"})
     schedule: str = field(default="plateau", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
     warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps (cosine and constant schedules)"})
@@ -50,13 +54,17 @@ class TrainConfig:
     early_stop_patience: int = field(default=5, metadata={"help": "stop after N evaluations without improvement (0 disables)"})
     seed: int = field(default=42, metadata={"help": "seed of weights, data order, dropout and augmentation"})
     device: str = field(default="auto", metadata={"help": "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps"})
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32", "choices": ("auto", "bf16", "fp32")})
+    precision: str = field(
+        default="auto", metadata={"help": "auto (bf16 autocast on CUDA, fp32 elsewhere), bf16 or fp32", "choices": ("auto", "bf16", "fp32")}
+    )
     compile: bool = field(default=False, metadata={"help": "torch.compile the model"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes"})
     random_offset: bool = field(default=False, metadata={"help": "shift window starts randomly each epoch"})
     augment: bool = field(default=False, metadata={"help": "random pitch/velocity/tempo shifts of train windows (never val/test)"})
     log_every: int = field(default=10, metadata={"help": "write train loss to metrics.jsonl every N steps"})
-    checkpoint_every: int = field(default=0, metadata={"help": "also save the 'last' checkpoint every N steps (0 = at evaluations and the end)"})
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "also save the 'last' checkpoint every N steps (0 = at evaluations and the end)"}
+    )
     tensorboard: bool = field(default=False, metadata={"help": "also log to RUN/tensorboard (needs the tensorboard package)"})
     freeze_embeddings: bool = field(default=False, metadata={"help": "with --init: keep the token embeddings fixed"})
 

@@ -116,7 +116,9 @@ def open_store(path: str | Path):
     return TokenStore(path)
 
 
-def start_run(data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None) -> TrainResult:
+def start_run(
+    data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None
+) -> TrainResult:
     """Train a new model (or fine-tune ``init``) on the store at ``data``, writing the run to ``out``."""
     out = Path(out)
     if (out / CONFIG_FILE).exists():
@@ -143,7 +145,9 @@ def resume_run(run_dir: str | Path, max_steps: int | None = None, max_minutes: f
         run = replace(run, train=replace(run.train, **changes))
     store = open_store(run.data.store)
     if store.tokenizer_spec != run.data.tokenizer:
-        raise ConfigError(f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens")
+        raise ConfigError(
+            f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens"
+        )
     if store.identity != run.data.identity:
         raise ConfigError(
             f"{run.data.store}: the store changed since this run started (identity {store.identity}, run recorded {run.data.identity}); "
@@ -174,8 +178,12 @@ class Trainer:
         self.train_view = self._view("train", training=True)
         self.val_view = self._view("val", training=False)
         self.batches = EpochBatches(
-            len(self.train_view), self.batch_size, cfg.seed,
-            world_size=self.cluster.world_size, rank=self.cluster.rank, grad_accum=cfg.grad_accum,
+            len(self.train_view),
+            self.batch_size,
+            cfg.seed,
+            world_size=self.cluster.world_size,
+            rank=self.cluster.rank,
+            grad_accum=cfg.grad_accum,
         )
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -201,7 +209,9 @@ class Trainer:
             loaded = load_for_inference(self.run.init)
             init_tokenizer = loaded.run.data.tokenizer
             if init_tokenizer and init_tokenizer != self.run.data.tokenizer:
-                raise ConfigError(f"{self.run.init}: trained on tokens made with other tokenizer options than the store {self.run.data.store}")
+                raise ConfigError(
+                    f"{self.run.init}: trained on tokens made with other tokenizer options than the store {self.run.data.store}"
+                )
             self.run.model = loaded.run.model
             model = loaded.model
         else:
@@ -219,10 +229,15 @@ class Trainer:
         limit = self.run.model.max_seq_len
         unit = "events" if self.input_kind == "events" else "tokens"
         if self.run.train.seq_len > limit:
-            raise ConfigError(f"seq_len {self.run.train.seq_len} {unit} does not fit the model's context of {limit} {unit} (raise the model's max_seq_len or lower --seq-len)")
+            raise ConfigError(
+                f"seq_len {self.run.train.seq_len} {unit} does not fit the model's context of {limit} {unit} (raise the model's max_seq_len or lower --seq-len)"
+            )
         if self.run.train.seq_len < limit and self.cluster.is_main:
-            print(f"note: windows of {self.run.train.seq_len} {unit} never train positions {self.run.train.seq_len}..{limit - 1} of the model's context, "
-                  f"which generation uses before its window slides; pass --max-seq-len {self.run.train.seq_len} to match them", flush=True)
+            print(
+                f"note: windows of {self.run.train.seq_len} {unit} never train positions {self.run.train.seq_len}..{limit - 1} of the model's context, "
+                f"which generation uses before its window slides; pass --max-seq-len {self.run.train.seq_len} to match them",
+                flush=True,
+            )
 
     def _view(self, split: str, *, training: bool):
         from midilm.data import EventWindows, TokenWindows
@@ -256,7 +271,9 @@ class Trainer:
     def _restore(self) -> None:
         folder = existing_checkpoint(self.run_dir / "last")
         if folder is None:
-            raise ConfigError(f"{self.run_dir}: no 'last' checkpoint to resume from (the run stopped before its first checkpoint; start it again)")
+            raise ConfigError(
+                f"{self.run_dir}: no 'last' checkpoint to resume from (the run stopped before its first checkpoint; start it again)"
+            )
         load_weights(self.model, folder / "model.safetensors")
         state = read_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -312,8 +329,11 @@ class Trainer:
         started = time.monotonic()
         if pos.stop_reason or (reason := self._limits_reached(started)):
             if self.cluster.is_main:
-                print(f"{self.run_dir}: nothing to do: the run already ended at step {pos.step} ({pos.stop_reason or reason}); "
-                      "pass a larger --max-steps to extend it", flush=True)
+                print(
+                    f"{self.run_dir}: nothing to do: the run already ended at step {pos.step} ({pos.stop_reason or reason}); "
+                    "pass a larger --max-steps to extend it",
+                    flush=True,
+                )
             return self._result({}, pos.stop_reason or reason)
         progress = self._progress()
         window = _Window()
@@ -379,7 +399,9 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Metrics on the val split, reduced over all processes."""
         per_rank = max(1, self.batch_size // self.cluster.world_size)
-        indices = eval_batches(len(self.val_view), per_rank, world_size=self.cluster.world_size, rank=self.cluster.rank, limit=self.run.train.eval_batches)
+        indices = eval_batches(
+            len(self.val_view), per_rank, world_size=self.cluster.world_size, rank=self.cluster.rank, limit=self.run.train.eval_batches
+        )
         # the bare model: DDP's forward would expect a backward to follow
         sums = evaluate_view(self.model, self.val_view, indices, self.device, self.amp_dtype, self.run.train.num_workers)
         distributed.all_reduce_sum(sums.sums)
@@ -411,7 +433,9 @@ class Trainer:
                     pos.stop_reason = "early_stopping"
         row["best"] = improved
         if self.cluster.is_main:
-            self._bar.write(f"step {pos.step}: val loss {val_loss:.4f} (ppl {metrics['ppl']:.2f}, {metrics['nats_per_event']:.3f} nats/event){' *' if improved else ''}")
+            self._bar.write(
+                f"step {pos.step}: val loss {val_loss:.4f} (ppl {metrics['ppl']:.2f}, {metrics['nats_per_event']:.3f} nats/event){' *' if improved else ''}"
+            )
         return metrics
 
     def _save_last(self, started: float) -> None:
@@ -427,7 +451,9 @@ class Trainer:
 
         cfg = self.run.train
         total = cfg.max_steps or self.batches.steps_per_epoch * cfg.max_epochs
-        self._bar = tqdm(total=total, initial=self.position.step, unit="step", desc="train", disable=not self.cluster.is_main, dynamic_ncols=True)
+        self._bar = tqdm(
+            total=total, initial=self.position.step, unit="step", desc="train", disable=not self.cluster.is_main, dynamic_ncols=True
+        )
         return self._bar
 
     def _log_row(self, window: _Window, started: float, progress: Any) -> dict[str, Any]:

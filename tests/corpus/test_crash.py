@@ -50,7 +50,10 @@ def prepare_and_stop(sources: list[Path], out: Path, after_files: int, *, interr
     alone; its exit status and stderr."""
     command = [sys.executable, "-m", "midilm", "prepare", *map(str, sources), "--out", str(out), "--workers", "2", "--quiet"]
     process = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        command,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # Python's Ctrl-C handling, whatever the runner ignores
     )
     deadline = time.monotonic() + 120

@@ -29,7 +29,21 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
 
 
 def test_evaluate_cli_writes_the_report_and_counts_every_test_token(tiny_run, tiny_store, capsys):
-    argv = ["evaluate", "--checkpoint", str(tiny_run), "--samples", "3", "--events", "16", "--min-events", "16", "--reference-pieces", "3", "--device", "cpu"]
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        str(tiny_run),
+        "--samples",
+        "3",
+        "--events",
+        "16",
+        "--min-events",
+        "16",
+        "--reference-pieces",
+        "3",
+        "--device",
+        "cpu",
+    ]
     assert main(argv) == 0
     out = tiny_run / "eval-test"
     for name in ("evaluation.json", "report.md", "distances.png", "histograms.png", "samples/sample-000.mid", "samples/sample-002.png"):

@@ -32,7 +32,9 @@ def scale():
 def chord_then_note():
     """A C major triad held two beats (1 s), then E5 alone for two beats, plus
     a bass drum hit at the start (drums are left out of pitch statistics)."""
-    return notes_of_score([480, [["note", 0, 960, 0, p, 100] for p in (60, 64, 67)] + [["note", 960, 960, 0, 76, 20], ["note", 0, 120, 9, 36, 127]]])
+    return notes_of_score(
+        [480, [["note", 0, 960, 0, p, 100] for p in (60, 64, 67)] + [["note", 960, 960, 0, 76, 20], ["note", 0, 120, 9, 36, 127]]]
+    )
 
 
 def test_c_major_scale(scale):

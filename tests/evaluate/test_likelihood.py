@@ -54,4 +54,6 @@ def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, input_kin
 def test_split_seconds_adds_the_manifest_durations(tiny_store):
     store = TokenStore(tiny_store)
     by_name = {r["path"].rsplit("/", 1)[-1]: r["seconds"] for r in store.records}
-    assert split_seconds(store, "test") == pytest.approx(by_name["folk_essen_altdeu10_3.mid"] + by_name["m21_test10.mid"] + by_name["bach_bwv102.7.mid"])
+    assert split_seconds(store, "test") == pytest.approx(
+        by_name["folk_essen_altdeu10_3.mid"] + by_name["m21_test10.mid"] + by_name["bach_bwv102.7.mid"]
+    )

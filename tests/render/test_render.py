@@ -47,7 +47,7 @@ def test_render_wav_writes_two_seconds_of_sound(tmp_path):
     assert seconds == pytest.approx(2.0, abs=0.05)
     assert params.nframes == pytest.approx(2.0 * 22050, abs=0.05 * 22050)
     assert np.abs(frames).max() == round(PEAK * 32767)  # normalised
-    first, second = frames[: 22050].astype(float), frames[22050:].astype(float)
+    first, second = frames[:22050].astype(float), frames[22050:].astype(float)
     assert np.sqrt((first**2).mean()) > 300 and np.sqrt((second**2).mean()) > 300  # sound in both halves
 
 
@@ -133,6 +133,8 @@ def test_piano_roll_of_tokens(golden_dir, tmp_path):
 
 def test_piano_roll_of_many_instruments(tmp_path):
     # 30 programs on one channel: the legend names the 12 with most notes and counts the rest
-    events = [e for program in range(30) for e in (["patch_change", 240 * program, 0, program], ["note", 240 * program, 120, 0, 40 + program, 90])]
+    events = [
+        e for program in range(30) for e in (["patch_change", 240 * program, 0, program], ["note", 240 * program, 120, 0, 40 + program, 90])
+    ]
     render_piano_roll([480, events], tmp_path / "many.png")
     assert (tmp_path / "many.png").read_bytes().startswith(PNG_MAGIC)

@@ -80,7 +80,9 @@ def test_controls_are_written_as_prompt_events_and_reach_the_midi() -> None:
     assert ("key_signature", -2, 0) in {(e[0], e[2], e[3]) for e in events if e[0] == "key_signature"}
 
 
-@pytest.mark.parametrize(("text", "expected"), [("C", (0, 0)), ("Am", (0, 1)), ("F#", (6, 0)), ("Eb minor", (-6, 1)), ("B♭", (-2, 0)), ("C#m", (4, 1))])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("C", (0, 0)), ("Am", (0, 1)), ("F#", (6, 0)), ("Eb minor", (-6, 1)), ("B♭", (-2, 0)), ("C#m", (4, 1))]
+)
 def test_key_names(text: str, expected: tuple[int, int]) -> None:
     assert parse_key(text) == expected
 
@@ -116,13 +118,15 @@ def test_onset_seconds_follows_tempo_changes() -> None:
     def row(name: str, **values: int) -> np.ndarray:
         return vocab.encode_event(name, **values)
 
-    rows = np.stack([
-        start_rows()[0],
-        row("set_tempo", time1=0, time2=0, track=0, bpm=60),
-        row("note", time1=2, time2=8, track=1, channel=0, pitch=60, velocity=80, duration=4),  # 2.5 beats at 60 bpm
-        row("set_tempo", time1=0, time2=8, track=0, bpm=120),
-        row("note", time1=1, time2=0, track=1, channel=0, pitch=62, velocity=80, duration=4),  # +0.5 beat at 120 bpm
-    ])
+    rows = np.stack(
+        [
+            start_rows()[0],
+            row("set_tempo", time1=0, time2=0, track=0, bpm=60),
+            row("note", time1=2, time2=8, track=1, channel=0, pitch=60, velocity=80, duration=4),  # 2.5 beats at 60 bpm
+            row("set_tempo", time1=0, time2=8, track=0, bpm=120),
+            row("note", time1=1, time2=0, track=1, channel=0, pitch=62, velocity=80, duration=4),  # +0.5 beat at 120 bpm
+        ]
+    )
     np.testing.assert_allclose(onset_seconds(rows), [0, 0, 2.5, 2.5, 2.75])
 
 

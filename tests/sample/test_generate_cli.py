@@ -37,7 +37,26 @@ def test_samples_come_out_as_midi_tokens_audio_piano_roll_and_a_record(tiny_gpt_
 
 def test_a_prompt_is_continued_from_its_first_events(tiny_gpt_run: Path, golden_dir: Path, tmp_path: Path) -> None:
     prompt = golden_dir / "bach_bwv1.6.mid"
-    assert main(["generate", "--checkpoint", str(tiny_gpt_run), "--prompt", str(prompt), "--prompt-events", "20", "--events", "5", "--min-events", "5", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(tiny_gpt_run),
+                "--prompt",
+                str(prompt),
+                "--prompt-events",
+                "20",
+                "--events",
+                "5",
+                "--min-events",
+                "5",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     tokens = np.load(tmp_path / "sample-00.npy")
     np.testing.assert_array_equal(tokens[:21], tokenize(prompt).tokens[:21])
     assert len(tokens) == 26

@@ -17,11 +17,33 @@ from midilm.cli import main
 
 from .conftest import read_metrics
 
-TINY = ["--arch", "gpt", "--preset", "tiny", "--seq-len", "64", "--stride", "32", "--batch-size", "8", "--log-every", "5", "--eval-batches", "4"]
+TINY = [
+    "--arch",
+    "gpt",
+    "--preset",
+    "tiny",
+    "--seq-len",
+    "64",
+    "--stride",
+    "32",
+    "--batch-size",
+    "8",
+    "--log-every",
+    "5",
+    "--eval-batches",
+    "4",
+]
 
 
 def midilm(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "midilm", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "midilm", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def test_bad_settings_stop_before_training(golden_store: Path, tmp_path: Path, capsys) -> None:
@@ -39,7 +61,28 @@ def test_bad_settings_stop_before_training(golden_store: Path, tmp_path: Path, c
 def test_config_file_and_command_line_combine(golden_store: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"model": {"arch": "gpt", "preset": "tiny", "n_layers": 1}, "train": {"lr": 0.002, "max_steps": 3}}))
-    assert main(["train", "--data", str(golden_store), "--out", str(tmp_path / "r"), "--config", str(config), "--max-steps", "4", "--seq-len", "64", "--stride", "32", "--batch-size", "4"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(golden_store),
+                "--out",
+                str(tmp_path / "r"),
+                "--config",
+                str(config),
+                "--max-steps",
+                "4",
+                "--seq-len",
+                "64",
+                "--stride",
+                "32",
+                "--batch-size",
+                "4",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["n_layers"] == 1 and saved["model"]["d_model"] == 64
     assert saved["train"]["lr"] == 0.002 and saved["train"]["max_steps"] == 4
@@ -49,9 +92,15 @@ def test_a_notebook_checkpoint_initialises_seed(golden_store: Path, tmp_path: Pa
     from midilm.model import build_model, preset_config
 
     notebook = build_model(preset_config("seed", "tiny"))
-    torch.save({"epoch": 3, "model_state_dict": notebook.state_dict(), "val_loss": 4.2, "vocab_size": 3406, "sequence_length": 512}, tmp_path / "best_model_lm.pt")
+    torch.save(
+        {"epoch": 3, "model_state_dict": notebook.state_dict(), "val_loss": 4.2, "vocab_size": 3406, "sequence_length": 512},
+        tmp_path / "best_model_lm.pt",
+    )
     args = ["--seq-len", "64", "--stride", "32", "--batch-size", "8", "--max-steps", "3"]
-    assert main(["train", "--data", str(golden_store), "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "best_model_lm.pt"), *args]) == 0
+    assert (
+        main(["train", "--data", str(golden_store), "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "best_model_lm.pt"), *args])
+        == 0
+    )
     saved = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert saved["model"]["arch"] == "seed" and saved["train"]["lr"] == 1e-4  # the fine-tuning default
 
@@ -92,7 +141,9 @@ def test_two_process_ddp_matches_one_process(golden_store: Path, tmp_path: Path)
     assert main(["train", *common, "--out", str(tmp_path / "one")]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517", "-m", "midilm"]
-    result = subprocess.run([*torchrun, "train", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
+    result = subprocess.run(
+        [*torchrun, "train", *common, "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     one, two = read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two")
     assert [r["step"] for r in two] == [r["step"] for r in one]

@@ -108,7 +108,9 @@ def test_an_empty_split_is_refused(golden_dir: Path, tmp_path: Path) -> None:
         start_run(store, tmp_path / "run", preset_config("gpt", "tiny"), tiny_config())
 
 
-def test_resume_refuses_a_store_built_with_other_tokenizer_options(golden_store: Path, golden_raw_store: Path, tmp_path: Path, tiny_run) -> None:
+def test_resume_refuses_a_store_built_with_other_tokenizer_options(
+    golden_store: Path, golden_raw_store: Path, tmp_path: Path, tiny_run
+) -> None:
     tiny_run(golden_store, tmp_path / "run", max_steps=5, eval_every=5)
     path = tmp_path / "run" / "config.json"
     config = json.loads(path.read_text())
