@@ -30,22 +30,23 @@ from midilm.model import count_parameters, preset_config  # noqa: E402
 from midilm.train import TrainConfig, load_for_inference, resume_run, start_run  # noqa: E402
 from midilm.train.runlog import MetricsLog  # noqa: E402
 
-NOTEBOOK_SIZED_GPT_LAYERS = 9
-"""gpt's SwiGLU blocks are smaller than the notebook's; 9 layers of d256 make about its 8.2M parameters."""
+def per_arch(text: str) -> dict[str, int]:
+    """``"gpt=9,hier=128"`` -> ``{"gpt": 9, "hier": 128}``."""
+    pairs = (item.split("=") for item in text.split(",") if item)
+    return {arch.strip(): int(value) for arch, value in pairs}
 
 
-def model_config(arch: str):
+def model_config(arch: str, args: argparse.Namespace):
     config = preset_config(arch, "small")
-    if arch == "gpt":
-        config.n_layers = NOTEBOOK_SIZED_GPT_LAYERS
+    config.n_layers = args.n_layers.get(arch, config.n_layers)
     return config
 
 
 def train_config(arch: str, args: argparse.Namespace, minutes: float) -> TrainConfig:
-    window = args.hier_events if arch == "hier" else args.seq_len
+    window = args.window_events[arch]
     return TrainConfig(
-        seq_len=window,
-        stride=window // 2,
+        window_events=window,
+        stride_events=window // 2,
         batch_size=args.batch,
         eval_every=args.eval_every,
         eval_batches=args.eval_batches,
@@ -88,8 +89,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="training budget of each architecture")
     parser.add_argument("--slice", type=float, default=4.0, help="minutes a run trains before the next one takes its turn")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq-len", type=int, default=512, help="tokens per window of the flat models")
-    parser.add_argument("--hier-events", type=int, default=128, help="events per window of hier")
+    parser.add_argument(
+        "--window-events", type=per_arch, default="seed=64,gpt=64,hier=128", help="events per training window, per arch (64 events = 512 tokens)"
+    )
+    parser.add_argument(
+        "--n-layers", type=per_arch, default="gpt=9", help="layers that differ from the small preset (gpt's SwiGLU blocks are smaller: 9 make the notebook's 8.2M)"
+    )
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--eval-batches", type=int, default=16, help="cap of each evaluation during training")
     parser.add_argument("--seed", type=int, default=42)
@@ -106,12 +111,12 @@ def main() -> None:
             if (run / "config.json").exists():
                 resume_run(run, max_minutes=budget)
             else:
-                start_run(args.data, run, model_config(arch), train_config(arch, args, budget))
+                start_run(args.data, run, model_config(arch, args), train_config(arch, args, budget))
 
     results = {}
     for arch, run in runs.items():
         loaded = load_for_inference(run, "cpu")
-        window = loaded.run.train.seq_len
+        window = loaded.run.train.window_events
         scores = likelihood(loaded.model, store, "val", window, args.batch, torch.device("cpu"))
         steps = [r["step"] for r in MetricsLog(run).rows()]
         results[arch] = {
@@ -130,9 +135,8 @@ def main() -> None:
     ]
     for arch, r in results.items():
         versus = f"{(r['val_nats_per_event'] / baseline - 1) * 100:+.1f}%" if baseline else ""
-        unit = "events" if arch == "hier" else "tokens"
         lines.append(
-            f"| {arch} | {r['params']:,} | {r['window']} {unit} | {r['steps']} | {r['best_step']} | {r['val_nats_per_event']:.3f} | {versus} "
+            f"| {arch} | {r['params']:,} | {r['window']} events | {r['steps']} | {r['best_step']} | {r['val_nats_per_event']:.3f} | {versus} "
             f"| {r['val_nats_per_token']:.4f} | {r['val_bits_per_second']:.1f} |"
         )
     table = "\n".join(lines)

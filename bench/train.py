@@ -7,10 +7,10 @@ take their steps in turn (round-robin), so a change in machine load hits all
 of them alike; each prints one JSON line with the median tokens/s after
 warm-up and, with ``--baseline``, its ratio to the baseline's.
 
-``--seq`` counts tokens for every arch; ``hier`` gets ``seq/8`` events of 8
-tokens, so tokens/s compare across architectures.
+Windows hold ``--window-events`` events for every arch (8 tokens each), so
+tokens/s compare across architectures.
 
-    python bench/train.py --arch gpt --baseline seed --preset small --batch 16 --seq 512 --steps 10
+    python bench/train.py --arch gpt --baseline seed --preset small --batch 16 --window-events 64 --steps 10
 """
 
 from __future__ import annotations
@@ -45,17 +45,12 @@ def random_events(rng: np.random.Generator, n_events: int) -> np.ndarray:
     return events
 
 
-def make_batch(arch: str, batch: int, seq_tokens: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and targets as the data views give them: flat windows of
-    ``seq_tokens`` or ``seq_tokens / 8`` events, targets one step ahead."""
-    n_events = seq_tokens // vocab.EVENT_LEN
-    streams = np.stack([random_events(rng, n_events + 1) for _ in range(batch)])  # (B, n+1, 8)
-    if arch == "hier":
-        inputs, targets = streams[:, :-1], streams[:, 1:]
-    else:
-        flat = streams.reshape(batch, -1)
-        inputs, targets = flat[:, :seq_tokens], flat[:, 1 : seq_tokens + 1]
-    return torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
+def make_batch(model: torch.nn.Module, batch: int, window_events: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets as the model's data view gives them: windows of
+    ``window_events`` events, targets one step ahead."""
+    streams = np.stack([random_events(rng, window_events + 1) for _ in range(batch)])  # (B, n+1, 8)
+    inputs, targets = model.training_pair(torch.from_numpy(streams))
+    return inputs.to(device), targets.to(device)
 
 
 class Trainee:
@@ -67,13 +62,12 @@ class Trainee:
         torch.manual_seed(args.seed)
         self.model = build_model(config).to(device).train()
         self.params = count_parameters(self.model)
-        self.positions = args.seq // vocab.EVENT_LEN if arch == "hier" else args.seq
-        if self.positions > self.model.config.max_seq_len:
-            raise SystemExit(f"--seq {args.seq}: {arch} preset {args.preset} holds {self.model.config.max_seq_len} positions")
-        self.flops_per_token = flops_per_token(self.model.config, self.positions)
+        if args.window_events > self.model.config.context_events:
+            raise SystemExit(f"--window-events {args.window_events}: {arch} preset {args.preset} holds {self.model.config.context_events} events")
+        self.flops_per_token = flops_per_token(self.model.config, args.window_events)
         self.step_fn = torch.compile(self.model) if args.compile else self.model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-4, weight_decay=0.01)
-        self.inputs, self.targets = make_batch(arch, args.batch, args.seq, np.random.default_rng(args.seed), device)
+        self.inputs, self.targets = make_batch(self.model, args.batch, args.window_events, np.random.default_rng(args.seed), device)
         self.tokens_per_step = self.targets.numel()
         self.seconds: list[float] = []
 
@@ -97,7 +91,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--baseline", default=None, help="an architecture measured alongside; every line gets its ratio to it")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seq", type=int, default=512, help="tokens per window (hier: seq/8 events)")
+    parser.add_argument("--window-events", type=int, default=64, help="events per window (512 tokens of a flat model)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per architecture, after the warm-up")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (allocation, compilation)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -129,7 +123,7 @@ def main() -> None:
             "preset": args.preset,
             "params": trainee.params,
             "batch": args.batch,
-            "seq": args.seq,
+            "window_events": args.window_events,
             "steps": args.steps,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
             "threads": torch.get_num_threads(),

@@ -49,6 +49,6 @@ def tiny_gpt_run(chorale_store: Path, tmp_path_factory: pytest.TempPathFactory) 
     from midilm.train import TrainConfig, start_run
 
     run = tmp_path_factory.mktemp("runs") / "runs" / "tiny"
-    train = TrainConfig(seq_len=64, stride=32, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2)
+    train = TrainConfig(window_events=8, stride_events=4, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2)
     start_run(chorale_store, run, preset_config("gpt", "tiny"), train)
     return run

@@ -23,7 +23,9 @@ MODEL_PREFIX = "model_"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from midilm.model import ARCHS, PRESETS, ModelConfig
+    from midilm.model import ModelConfig
+    from midilm.model.config import PRESETS
+    from midilm.model.registry import ARCHS
 
     parser.add_argument(
         "--data", metavar="STORE", help="token store to train on (default: the bundled corpus's store, prepared by `midilm prepare`)"
@@ -55,14 +57,19 @@ def _configs(args: argparse.Namespace):
         unknown = set(file_data) - {"model", "train"}
         if unknown:
             raise ConfigError(f"{args.config}: unknown section(s) {', '.join(sorted(unknown))}; expected 'model' and 'train'")
-    model_file = dict(file_data.get("model", {}))
+    from midilm.model import architecture
+    from midilm.model.config import upgrade_model_dict
+    from midilm.train.config import upgrade_train_dict
+
+    model_file = dict(upgrade_model_dict(file_data.get("model", {})))
     arch = args.arch or model_file.pop("arch", "gpt")
     preset = args.preset or model_file.pop("preset", "small")
     model_config = preset_config(arch, preset)
     if model_file:
         model_config = from_dict(ModelConfig, {**to_dict(model_config), **model_file}, source=f"{args.config}:model")
     model_config = apply_arguments(model_config, args, dest_prefix=MODEL_PREFIX)
-    train_config = from_dict(TrainConfig, file_data.get("train", {}), source=f"{args.config}:train")
+    train_file = upgrade_train_dict(file_data.get("train", {}), architecture(model_config.arch).positions_per_event)
+    train_config = from_dict(TrainConfig, train_file, source=f"{args.config}:train")
     train_config = apply_arguments(train_config, args)
     return model_config, train_config, arch, preset
 

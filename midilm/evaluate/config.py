@@ -18,7 +18,7 @@ class EvaluateConfig:
     events: int = field(default=512, metadata={"help": "events per generated sample"})
     sample_batch: int = field(default=8, metadata={"help": "samples generated together in one batch"})
     likelihood: bool = field(default=True, metadata={"help": "measure nats per token/event and bits per second on the split"})
-    window: int = field(default=0, metadata={"help": "likelihood window (tokens, or events for hier); 0 = the run's training --seq-len"})
+    window_events: int = field(default=0, metadata={"help": "likelihood window in events; 0 = the run's training window"})
     batch_size: int = field(default=16, metadata={"help": "likelihood windows per forward pass"})
     reference_pieces: int = field(
         default=100, metadata={"help": "files of the split drawn at random as the reference set of the music statistics"}
@@ -30,7 +30,7 @@ class EvaluateConfig:
             (self.samples >= 0, f"samples must be >= 0 (got {self.samples})"),
             (self.events >= 1, f"events must be >= 1 (got {self.events})"),
             (self.sample_batch >= 1, f"sample_batch must be >= 1 (got {self.sample_batch})"),
-            (self.window >= 0, f"window must be >= 0 (got {self.window})"),
+            (self.window_events >= 0, f"window_events must be >= 0 (got {self.window_events})"),
             (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
             (self.reference_pieces >= 2, f"reference_pieces must be >= 2 (got {self.reference_pieces})"),
             (self.likelihood or self.samples > 0, "nothing to do: likelihood is off and samples is 0"),

@@ -56,19 +56,14 @@ class TiledWindows:
         return inputs, targets
 
 
-def tiled_view(store: Any, split: str, input_kind: str, window: int) -> TiledWindows:
-    """Windows of ``window`` tokens (flat models) or events (hierarchical
-    models) that cover each file with every target counted once."""
-    from midilm.data import EventWindows, TokenWindows
-
-    if input_kind == "events":
-        return TiledWindows(EventWindows(store, split, n_events=window, stride=window), window)
-    if window % vocab.EVENT_LEN:
-        raise ConfigError(f"window {window} must be a multiple of {vocab.EVENT_LEN} tokens, so that windows start at events")
-    return TiledWindows(TokenWindows(store, split, seq_len=window, stride=window), window)
+def tiled_view(store: Any, split: str, model: torch.nn.Module, window_events: int) -> TiledWindows:
+    """The model's windows of ``window_events`` events, laid end to end, that
+    cover each file with every target counted once."""
+    view = model.window_view(store, split, window_events, window_events)
+    return TiledWindows(view, window_events * model.positions_per_event)
 
 
-def likelihood(model: torch.nn.Module, store: Any, split: str, window: int, batch_size: int, device: torch.device) -> dict[str, Any]:
+def likelihood(model: torch.nn.Module, store: Any, split: str, window_events: int, batch_size: int, device: torch.device) -> dict[str, Any]:
     """Likelihood metrics of ``model`` over a whole split (see the module doc)."""
     from midilm.train.batches import eval_batches
     from midilm.train.metrics import evaluate_view
@@ -76,7 +71,7 @@ def likelihood(model: torch.nn.Module, store: Any, split: str, window: int, batc
     files = len(store.split(split))
     if not files:
         raise ConfigError(f"{store.path}: the {split} split is empty; nothing to evaluate")
-    view = tiled_view(store, split, model.input_kind, window)
+    view = tiled_view(store, split, model, window_events)
     result = evaluate_view(model, view, eval_batches(len(view), batch_size), device).result()
     seconds = split_seconds(store, split)
     total_nats = result["loss"] * result["tokens"]
@@ -84,7 +79,7 @@ def likelihood(model: torch.nn.Module, store: Any, split: str, window: int, batc
         split=split,
         files=files,
         windows=len(view),
-        window=window,
+        window_events=window_events,
         seconds=seconds,
         bits_per_second=total_nats / math.log(2) / seconds if seconds > 0 else float("nan"),
     )

@@ -166,7 +166,7 @@ def markdown(result: dict[str, Any], plots: list[str], piano_rolls: list[str]) -
         lines += [
             "## Likelihood",
             "",
-            f"{lik['files']} files, {lik['seconds']:.0f} s of music, {lik['tokens']:,} tokens, {lik['events']:,} events, windows of {lik['window']}.",
+            f"{lik['files']} files, {lik['seconds']:.0f} s of music, {lik['tokens']:,} tokens, {lik['events']:,} events, windows of {lik['window_events']} events.",
             "",
         ]
         lines += _table(

@@ -162,9 +162,9 @@ def run_evaluation(
     timing = result["timing_seconds"]
     if config.likelihood:
         began = time.perf_counter()
-        window = config.window or loaded.run.train.seq_len
-        if window > loaded.run.model.max_seq_len:
-            raise ConfigError(f"window {window} does not fit the model's context of {loaded.run.model.max_seq_len}")
+        window = config.window_events or loaded.run.train.window_events or model.config.context_events
+        if window > model.config.context_events:
+            raise ConfigError(f"window_events {window} does not fit the model's context of {model.config.context_events} events")
         result["likelihood"] = likelihood(model, store, config.split, window, config.batch_size, device)
         timing["likelihood"] = time.perf_counter() - began
     samples: list[np.ndarray] = []

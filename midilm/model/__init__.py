@@ -10,7 +10,9 @@ from __future__ import annotations
 from midilm.lazy import lazy_exports
 
 _EXPORTS = {
-    "ARCHS": "midilm.model.config",
+    "ARCHS": "midilm.model.registry",
+    "architecture": "midilm.model.registry",
+    "MidilmModel": "midilm.model.base",
     "PRESETS": "midilm.model.config",
     "ModelConfig": "midilm.model.config",
     "preset_config": "midilm.model.config",

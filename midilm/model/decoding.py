@@ -47,7 +47,7 @@ class EventDecoder(ABC):
         self.keep_events = keep_events if keep_events is not None else max(1, most // 2)
         if not 1 <= self.keep_events <= most:
             raise ConfigError(
-                f"decoder keep_events: must be in 1..{most} for a context of {model.config.max_seq_len} positions, got {self.keep_events}"
+                f"decoder keep_events: must be in 1..{most} for a context of {model.config.context_events} events, got {self.keep_events}"
             )
         self._tokens: torch.Tensor | None = None  # (B, allocated), the whole history
         self._n_tokens = 0
@@ -162,14 +162,14 @@ class EventDecoder(ABC):
 
 
 class _FlatDecoder(EventDecoder):
-    """``seed`` and ``gpt``: the window is at most ``max_seq_len`` tokens."""
+    """Flat models: the window is at most ``8 * context_events`` tokens."""
 
     def _fits(self, window_tokens: int) -> bool:
-        return window_tokens <= self.model.config.max_seq_len
+        return window_tokens <= self.model.context_positions
 
     def _most_kept_events(self) -> int:
         # room for the kept events and a 7-token partial event
-        return (self.model.config.max_seq_len - (EVENT_LEN - 1)) // EVENT_LEN
+        return (self.model.context_positions - (EVENT_LEN - 1)) // EVENT_LEN
 
 
 class FlatReferenceDecoder(_FlatDecoder):
@@ -185,14 +185,14 @@ class FlatCachedDecoder(_FlatDecoder):
 
 
 class _HierDecoder(EventDecoder):
-    """``hier``: the window holds at most ``max_seq_len`` whole events (the
-    event being built is outside the event level until it is complete)."""
+    """Event-level models: the window holds at most ``context_events`` whole
+    events (the event being built is outside the event level until it is complete)."""
 
     def _fits(self, window_tokens: int) -> bool:
-        return window_tokens // EVENT_LEN <= self.model.config.max_seq_len
+        return window_tokens // EVENT_LEN <= self.model.config.context_events
 
     def _most_kept_events(self) -> int:
-        return self.model.config.max_seq_len
+        return self.model.config.context_events
 
     def _complete_events(self, start: int) -> torch.Tensor:
         """Whole events of the history from token ``start`` on, ``[B, n, 8]``."""
@@ -220,20 +220,13 @@ class HierCachedDecoder(_HierDecoder):
         return self.model.next_token_logits(self._state, self._partial_event())
 
 
-_DECODERS: dict[tuple[str, bool], type[EventDecoder]] = {
-    ("tokens", False): FlatReferenceDecoder,
-    ("tokens", True): FlatCachedDecoder,
-    ("events", False): HierReferenceDecoder,
-    ("events", True): HierCachedDecoder,
-}
-
-
 def make_decoder(model: nn.Module, batch_size: int, *, cache: bool = True, keep_events: int | None = None) -> EventDecoder:
-    """An incremental decoder for any midilm model; puts the model in eval mode.
+    """The model's incremental decoder; puts the model in eval mode.
 
-    ``cache=False`` gives the reference decoder (a full forward per token).
-    ``keep_events``: whole events kept when the window slides (default half
-    the context).
+    ``cache=False`` gives the architecture's reference decoder (a full forward
+    per token). ``keep_events``: whole events kept when the window slides
+    (default half the context).
     """
     model.eval()
-    return _DECODERS[(model.input_kind, cache)](model, batch_size, keep_events=keep_events)
+    decoder_class = model.cached_decoder if cache else model.reference_decoder
+    return decoder_class(model, batch_size, keep_events=keep_events)

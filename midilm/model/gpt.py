@@ -12,13 +12,28 @@ import torch
 from torch import nn
 
 from midilm import vocab
-from midilm.model.config import ModelConfig
+from midilm.model.base import FlatModel
+from midilm.model.config import ModelConfig, swiglu_hidden_size
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import BlockStack, init_weights
+from midilm.model.layers import BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
 
 
-class GPT(nn.Module):
-    input_kind = "tokens"
+class GPT(FlatModel):
+    """The ``gpt`` architecture: its config rules, sizes and modules."""
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        check_rotary_heads(config.d_model, config.n_heads, "n_heads")
+
+    @classmethod
+    def default_sizes(cls, config: ModelConfig) -> dict[str, int]:
+        return {"d_ff": config.d_ff or swiglu_hidden_size(config.d_model)}
+
+    @classmethod
+    def flops_per_token(cls, config: ModelConfig, window_events: int) -> float:
+        c = config.resolved()
+        context_tokens = window_events * cls.positions_per_event
+        return stack_flops_per_position(c.d_model, c.d_ff, c.n_layers, context_tokens) + 6 * c.vocab_size * c.d_model
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -31,10 +46,6 @@ class GPT(nn.Module):
         init_weights(self, config.n_layers)
         self.lm_head.weight = self.token_embed.weight
 
-    @property
-    def context_events(self) -> int:
-        return self.config.context_events
-
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for inputs ``[B, T]`` that start at an event
         boundary; ``targets`` is accepted for the shared model signature."""
@@ -46,7 +57,7 @@ class GPT(nn.Module):
         return self.lm_head(self._hidden(tokens, cache)[:, -1])
 
     def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
-        return self.stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)
+        return self.stack.new_cache(batch_size, self.context_positions, device, dtype)
 
     def _hidden(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         start = 0 if cache is None else cache.length

@@ -16,13 +16,37 @@ from torch import nn
 
 from midilm import vocab
 from midilm.errors import ConfigError
-from midilm.model.config import ModelConfig
+from midilm.model.base import EventModel
+from midilm.model.config import ModelConfig, swiglu_hidden_size
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import BlockStack, init_weights
+from midilm.model.layers import BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
 
 
-class HierModel(nn.Module):
-    input_kind = "events"
+class HierModel(EventModel):
+    """The ``hier`` architecture: its config rules, sizes and modules."""
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        check_rotary_heads(config.d_model, config.n_heads, "n_heads")
+        check_rotary_heads(config.d_model, config.token_heads or config.n_heads, "token_heads")
+
+    @classmethod
+    def default_sizes(cls, config: ModelConfig) -> dict[str, int]:
+        d_ff = config.d_ff or swiglu_hidden_size(config.d_model)
+        return {
+            "d_ff": d_ff,
+            "token_layers": config.token_layers or max(1, config.n_layers // 3),
+            "token_heads": config.token_heads or config.n_heads,
+            "token_d_ff": config.token_d_ff or d_ff,
+        }
+
+    @classmethod
+    def flops_per_token(cls, config: ModelConfig, window_events: int) -> float:
+        # the event level runs once per event (8 tokens), the token level once per token
+        c = config.resolved()
+        event_level = stack_flops_per_position(c.d_model, c.d_ff, c.n_layers, window_events)
+        token_level = stack_flops_per_position(c.d_model, c.token_d_ff, c.token_layers, vocab.EVENT_LEN) + 6 * c.vocab_size * c.d_model
+        return event_level / vocab.EVENT_LEN + token_level
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -37,10 +61,6 @@ class HierModel(nn.Module):
         init_weights(self, config.n_layers)
         init_weights(self.token_stack, config.token_layers)
         self.lm_head.weight = self.token_embed.weight
-
-    @property
-    def context_events(self) -> int:
-        return self.config.context_events
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, N, 8, V]``: ``[:, n, j]`` predicts ``targets[:, n, j]``
@@ -74,4 +94,4 @@ class HierModel(nn.Module):
         return hidden.view(*leading, x.size(-2), -1)
 
     def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
-        return self.event_stack.new_cache(batch_size, self.config.max_seq_len, device, dtype)
+        return self.event_stack.new_cache(batch_size, self.context_positions, device, dtype)

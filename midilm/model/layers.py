@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from midilm.errors import ConfigError
 from midilm.model.kv_cache import KVCache
 
 INIT_STD = 0.02
@@ -134,6 +135,18 @@ class BlockStack(nn.Module):
 
     def new_cache(self, batch_size: int, capacity: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         return KVCache(len(self.blocks), batch_size, self.n_heads, self.head_dim, capacity, device=device, dtype=dtype)
+
+
+def check_rotary_heads(d_model: int, n_heads: int, setting: str) -> None:
+    """Rotary positions rotate pairs of a head's dimensions: heads must split the width evenly, in even sizes."""
+    if d_model % n_heads or (d_model // n_heads) % 2:
+        raise ConfigError(f"model {setting}: d_model={d_model} must split into {n_heads} heads of even size (rotary positions)")
+
+
+def stack_flops_per_position(d_model: int, d_ff: int, n_layers: int, context: int) -> float:
+    """Training FLOPs per position of a :class:`BlockStack`: 6 per weight
+    (attention 4*d^2, SwiGLU 3*d*d_ff) and ``12 * d_model * context`` for attention."""
+    return 6 * n_layers * (4 * d_model * d_model + 3 * d_model * d_ff) + 12 * n_layers * d_model * context
 
 
 def init_weights(model: nn.Module, n_layers: int) -> None:

@@ -20,11 +20,14 @@ from torch import nn
 
 from midilm import vocab
 from midilm.errors import CheckpointError, ConfigError
+from midilm.model.base import FlatModel
 from midilm.model.config import ModelConfig
 from midilm.model.kv_cache import KVCache
 from midilm.model.layers import causal_attention
 
 NOTEBOOK_DROPOUT = 0.1
+NOTEBOOK_POSITIONS = 576
+"""The notebook trained 512-token windows with 512 + 64 learned positions (72 events)."""
 
 
 class SeedCache:
@@ -48,13 +51,28 @@ class SeedCache:
         self.cross_attention.reset()
 
 
-class SeedModel(nn.Module):
-    input_kind = "tokens"
+class SeedModel(FlatModel):
+    """The ``seed`` architecture: the notebook's modules, sizes and initialisation."""
+
+    preset_overrides = {"small": {"context_events": NOTEBOOK_POSITIONS // vocab.EVENT_LEN}}
+
+    @classmethod
+    def default_sizes(cls, config: ModelConfig) -> dict[str, int]:
+        return {"d_ff": config.d_ff or 4 * config.d_model}
+
+    @classmethod
+    def flops_per_token(cls, config: ModelConfig, window_events: int) -> float:
+        # two attentions per layer (self and "memory"), a ReLU MLP, an untied head
+        c = config.resolved()
+        d = c.d_model
+        layer_weights = 2 * 4 * d * d + 2 * d * c.d_ff
+        context_tokens = window_events * cls.positions_per_event
+        return 6 * (c.n_layers * layer_weights + c.vocab_size * d) + 2 * 12 * c.n_layers * d * context_tokens
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        d_model, max_seq_len = config.d_model, config.max_seq_len
+        d_model, max_seq_len = config.d_model, self.context_positions
         self.token_emb = nn.Embedding(config.vocab_size, d_model, padding_idx=vocab.PAD)
         self.pos_emb = nn.Embedding(max_seq_len, d_model)
         self.dropout = nn.Dropout(config.dropout)
@@ -64,10 +82,6 @@ class SeedModel(nn.Module):
         self.transformer = nn.TransformerDecoder(layer, num_layers=config.n_layers)
         self.lm_head = nn.Linear(d_model, config.vocab_size)
         self.register_buffer("causal_mask", torch.triu(torch.ones(max_seq_len, max_seq_len), diagonal=1).bool())
-
-    @property
-    def context_events(self) -> int:
-        return self.config.context_events
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[B, T, V]`` for inputs ``[B, T]``, computed as the notebook does."""
@@ -82,7 +96,7 @@ class SeedModel(nn.Module):
         config = self.config
 
         def make() -> KVCache:
-            return KVCache(config.n_layers, batch_size, config.n_heads, config.head_dim, config.max_seq_len, device=device, dtype=dtype)
+            return KVCache(config.n_layers, batch_size, config.n_heads, config.head_dim, self.context_positions, device=device, dtype=dtype)
 
         return SeedCache(make(), make())
 
@@ -151,6 +165,11 @@ def load_notebook_checkpoint(path: str | Path, *, n_heads: int = 8) -> tuple[Mod
         if found != vocab.VOCAB_SIZE:
             raise CheckpointError(f"{path}: made for a vocabulary of {found} tokens; midilm's v2 vocabulary has {vocab.VOCAB_SIZE}")
     layer_indices = {int(m.group(1)) for key in state if (m := _LAYER_KEY.match(key))}
+    if "pos_emb.weight" not in state:
+        raise CheckpointError(f"{path}: MusicGPT weights lack pos_emb.weight")
+    positions = state["pos_emb.weight"].shape[0]
+    if positions % vocab.EVENT_LEN:
+        raise CheckpointError(f"{path}: a position table of {positions} rows is not a whole number of {vocab.EVENT_LEN}-token events")
     try:
         config = ModelConfig(
             arch="seed",
@@ -158,7 +177,7 @@ def load_notebook_checkpoint(path: str | Path, *, n_heads: int = 8) -> tuple[Mod
             n_heads=n_heads,
             n_layers=len(layer_indices),
             d_ff=state["transformer.layers.0.linear1.weight"].shape[0],
-            max_seq_len=state["pos_emb.weight"].shape[0],
+            context_events=positions // vocab.EVENT_LEN,
             dropout=NOTEBOOK_DROPOUT,
             vocab_size=vocab_size,
         ).resolved()

@@ -52,10 +52,12 @@ class EpochBatches:
 
 
 def eval_batches(n_items: int, batch_size: int, *, world_size: int = 1, rank: int = 0, limit: int = 0) -> list[list[int]]:
-    """Every val window once, in order, dealt to ranks in contiguous chunks;
-    ``limit`` caps the number of global batches."""
+    """Val windows in order, each once, dealt to ranks round-robin; ``limit``
+    caps the number of global batches, taking windows spread evenly over the
+    split (not its first files), so a bounded evaluation samples all of it."""
     items = list(range(n_items))
-    if limit:
-        items = items[: limit * batch_size * world_size]
+    wanted = limit * batch_size * world_size
+    if limit and wanted < n_items:
+        items = sorted({int(i) for i in torch.linspace(0, n_items - 1, wanted).round().tolist()})
     share = items[rank::world_size]
     return [share[i : i + batch_size] for i in range(0, len(share), batch_size)]

@@ -2,8 +2,10 @@
 
 ``TrainConfig`` holds what the optimiser and the loop need; its defaults follow
 the design notebook (AdamW 3e-4, weight decay 0.01, clip 1.0, batch 32 on GPU and
-16 on CPU, windows of 512 with stride 256, ReduceLROnPlateau factor 0.5 patience
-2, early stopping patience 5, one evaluation per epoch). ``RunConfig`` is what
+16 on CPU, windows as long as the model's context with half a window's stride,
+ReduceLROnPlateau factor 0.5 patience 2, early stopping patience 5, one
+evaluation per epoch). Window lengths count events, whatever the architecture.
+``RunConfig`` is what
 ``RUN/config.json`` stores: resuming takes every setting from it, and a
 checkpoint is rebuilt from it rather than from code defaults.
 """
@@ -37,15 +39,17 @@ class TrainConfig:
         default=0, metadata={"help": "windows per optimizer step, summed over processes and accumulation steps; 0 = 32 on GPU, 16 on CPU"}
     )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches accumulated per optimizer step (each process)"})
-    seq_len: int = field(default=512, metadata={"help": "window length: tokens for flat models (seed, gpt), events for hier"})
-    stride: int = field(default=256, metadata={"help": "distance between window starts, in the same unit as --seq-len"})
+    window_events: int = field(default=0, metadata={"help": "training window in events; 0 = the model's context"})
+    stride_events: int = field(default=0, metadata={"help": "distance between window starts in events; 0 = half the window"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0 = run --max-epochs)"})
     max_epochs: int = field(default=30, metadata={"help": "stop after this many passes over the train split"})
     max_minutes: float = field(default=0.0, metadata={"help": "stop after this much wall-clock training time (0 = no limit)"})
     eval_every: int = field(
         default=0, metadata={"help": "evaluate on the val split every N steps (0 = once per epoch); always at the last step"}
     )
-    eval_batches: int = field(default=0, metadata={"help": "cap an evaluation at N batches (0 = the whole val split)"})
+    eval_batches: int = field(
+        default=32, metadata={"help": "evaluate on N batches of val windows spread evenly over the split (0 = every val window)"}
+    )
     schedule: str = field(default="plateau", metadata={"help": "learning-rate schedule", "choices": SCHEDULES})
     warmup_steps: int = field(default=0, metadata={"help": "linear warmup steps (cosine and constant schedules)"})
     min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine: final lr as a fraction of --lr"})
@@ -74,8 +78,9 @@ class TrainConfig:
             (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
             (self.batch_size >= 0, f"batch_size must be >= 0 (got {self.batch_size})"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1 (got {self.grad_accum})"),
-            (self.seq_len >= 2, f"seq_len must be >= 2 (got {self.seq_len})"),
-            (self.stride >= 1, f"stride must be >= 1 (got {self.stride})"),
+            (self.window_events == 0 or self.window_events >= 2, f"window_events must be 0 (the model's context) or >= 2 (got {self.window_events})"),
+            (self.stride_events >= 0, f"stride_events must be >= 0 (got {self.stride_events})"),
+            (self.eval_batches >= 0, f"eval_batches must be >= 0 (got {self.eval_batches})"),
             (self.max_steps >= 0 and self.max_epochs >= 1, "max_steps must be >= 0 and max_epochs >= 1"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
             (self.schedule != "cosine" or self.max_steps > 0, "the cosine schedule needs --max-steps"),
@@ -84,6 +89,35 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def resolved(self, context_events: int) -> TrainConfig:
+        """A validated copy whose window and stride are explicit for a model of
+        ``context_events``; refuses a window the model cannot hold."""
+        self.validate()
+        window = self.window_events or context_events
+        if window > context_events:
+            raise ConfigError(
+                f"window_events {window} does not fit the model's context of {context_events} events (lower --window-events or raise --context-events)"
+            )
+        stride = self.stride_events or max(1, window // 2)
+        if stride > window:
+            raise ConfigError(f"stride_events {stride} is longer than the window ({window} events): events between windows would never be seen")
+        return dataclasses.replace(self, window_events=window, stride_events=stride)
+
+
+def upgrade_train_dict(data: Any, positions_per_event: int) -> Any:
+    """A train config dict of an older midilm in today's form: ``seq_len`` and
+    ``stride`` (in the model's positions) become ``window_events`` and ``stride_events``."""
+    if not isinstance(data, dict) or not {"seq_len", "stride"} & set(data):
+        return data
+    upgraded = dict(data)
+    for old, new in (("seq_len", "window_events"), ("stride", "stride_events")):
+        if old in upgraded:
+            positions = upgraded.pop(old)
+            if not isinstance(positions, int) or positions % positions_per_event:
+                raise ConfigError(f"train {old}: {positions!r} positions are not a whole number of {positions_per_event}-token events")
+            upgraded.setdefault(new, positions // positions_per_event)
+    return upgraded
 
 
 @dataclass
@@ -118,16 +152,22 @@ class RunConfig:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_json_dict(cls, data: dict[str, Any], source: str) -> RunConfig:
-        from midilm.model import ModelConfig
+    def from_json_dict(cls, data: Any, source: str) -> RunConfig:
+        """A run config from its JSON form, written by this or an older midilm (upgraded on read)."""
+        from midilm.model import ModelConfig, architecture
+        from midilm.model.config import upgrade_model_dict
 
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: a run config is a JSON object, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown run setting(s) {', '.join(unknown)}")
+        model = from_dict(ModelConfig, upgrade_model_dict(data.get("model", {})), source=f"{source}:model")
+        train = upgrade_train_dict(data.get("train", {}), architecture(model.arch).positions_per_event)
         return cls(
-            model=from_dict(ModelConfig, data.get("model", {}), source=f"{source}:model"),
-            train=from_dict(TrainConfig, data.get("train", {}), source=f"{source}:train"),
+            model=model,
+            train=from_dict(TrainConfig, train, source=f"{source}:train"),
             data=from_dict(DataRef, data.get("data", {}), source=f"{source}:data"),
             vocab=data.get("vocab", {}),
             init=data.get("init", ""),

@@ -1,15 +1,14 @@
 """Loss and evaluation metrics over event-structured targets.
 
-Every target token has a slot (0 = event type, then the event's parameters); the
-slot is the target's index mod 8 in the event-aligned stream, for flat and
-event-level models alike. Metrics are accumulated as sums (so they can be
+Every target token has a slot (0 = event type, then the event's parameters),
+which the model's architecture gives (``model.target_slots``). Metrics are accumulated as sums (so they can be
 reduced over processes and batches exactly) and turned into means at the end.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -20,15 +19,6 @@ from midilm import vocab
 from midilm.runtime import autocast
 
 N_SLOTS = vocab.EVENT_LEN
-
-
-def target_slots(input_kind: str, targets: torch.Tensor) -> torch.Tensor:
-    """Slot index of every target: flat targets are the inputs shifted by one
-    token, so target t holds slot (t + 1) mod 8; event targets carry it as their last axis."""
-    if input_kind == "events":
-        return torch.arange(N_SLOTS, device=targets.device).expand_as(targets)
-    positions = torch.arange(1, targets.shape[-1] + 1, device=targets.device)
-    return (positions % N_SLOTS).expand_as(targets)
 
 
 def summed_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -79,11 +69,6 @@ class MetricSums:
         return out
 
 
-def model_logits(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Logits of any architecture: event-level models are teacher-forced with the targets."""
-    return model(inputs, targets) if model.input_kind == "events" else model(inputs)
-
-
 @torch.no_grad()
 def evaluate_view(
     model: torch.nn.Module,
@@ -92,9 +77,11 @@ def evaluate_view(
     device: torch.device,
     amp_dtype: torch.dtype | None = None,
     num_workers: int = 0,
+    on_batch: Callable[[], Any] | None = None,
 ) -> MetricSums:
     """Metric sums of ``model`` over the given batches of a window view
-    (the caller reduces them over processes if it runs several)."""
+    (the caller reduces them over processes if it runs several);
+    ``on_batch()`` after each batch (progress bars)."""
     was_training = model.training
     model.eval()
     sums = MetricSums(device)
@@ -103,7 +90,9 @@ def evaluate_view(
     for inputs, targets in loader:
         inputs, targets = inputs.to(device), targets.to(device)
         with autocast(device, amp_dtype):
-            logits = model_logits(model, inputs, targets)
-        sums.add(logits, targets, target_slots(model.input_kind, targets))
+            logits = model(inputs, targets)
+        sums.add(logits, targets, model.target_slots(targets))
+        if on_batch is not None:
+            on_batch()
     model.train(was_training)
     return sums

@@ -32,9 +32,20 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         """Drop rows past ``step``: after a kill, the steps since the last
         checkpoint are replayed and must not be logged twice."""
-        kept = [row for row in self.rows() if row.get("step", 0) <= step]
+        self._rewrite([row for row in self.rows() if row.get("step", 0) <= step])
+
+    def amend(self, step: int, values: dict[str, Any]) -> None:
+        """Merge ``values`` into the last row if it is ``step``'s, else add a row for it."""
+        rows = self.rows()
+        if rows and rows[-1].get("step") == step:
+            rows[-1].update(values)
+        else:
+            rows.append({"step": step, **values})
+        self._rewrite(rows)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows))
         os.replace(tmp, self.path)
 
     def append(self, row: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
     from midilm.train import TrainConfig, start_run
 
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    start_run(tiny_store, out, preset_config("gpt", "tiny"), TrainConfig(max_steps=1, batch_size=2, seq_len=64, stride=64, device="cpu"))
+    start_run(tiny_store, out, preset_config("gpt", "tiny"), TrainConfig(max_steps=1, batch_size=2, window_events=8, stride_events=8, device="cpu"))
     return out
 
 
@@ -55,7 +55,7 @@ def test_evaluate_cli_writes_the_report_and_counts_every_test_token(tiny_run, ti
     rows = [np.asarray(store.tokens(int(i))) for i in files]
     assert result["likelihood"]["tokens"] == sum(int((r[1:] != vocab.PAD).sum()) for r in rows)
     assert result["likelihood"]["events"] == sum(len(r) - 1 for r in rows)
-    assert result["likelihood"]["window"] == 64  # the run's --seq-len
+    assert result["likelihood"]["window_events"] == 8  # the run's training window
     lik = result["likelihood"]
     assert lik["bits_per_second"] == pytest.approx(lik["loss"] * lik["tokens"] / math.log(2) / lik["seconds"])
 

@@ -11,19 +11,27 @@ import torch
 from midilm import vocab
 from midilm.data import TokenStore
 from midilm.evaluate.likelihood import likelihood, split_seconds
+from midilm.model.base import EventModel, FlatModel, MidilmModel
 
 
-class UniformLogits(torch.nn.Module):
-    """Equal logits for every token: exactly ln(V) nats for each predicted token."""
+def uniform_logits(family: type[MidilmModel]) -> MidilmModel:
+    """A model of the family (flat tokens or event rows) with equal logits for
+    every token: exactly ln(V) nats for each predicted token."""
 
-    def __init__(self, input_kind: str) -> None:
-        super().__init__()
-        self.input_kind = input_kind
-        self.unused = torch.nn.Parameter(torch.zeros(()))
+    class UniformLogits(family):
+        @classmethod
+        def flops_per_token(cls, config, window_events: int) -> float:
+            return 0.0
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        shape = (*inputs.shape, vocab.VOCAB_SIZE)
-        return torch.zeros(shape) + 0 * self.unused
+        def __init__(self) -> None:
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+            shape = (*inputs.shape, vocab.VOCAB_SIZE)
+            return torch.zeros(shape) + 0 * self.unused
+
+    return UniformLogits()
 
 
 def expected_counts(store: TokenStore, split: str) -> tuple[int, int]:
@@ -36,10 +44,10 @@ def expected_counts(store: TokenStore, split: str) -> tuple[int, int]:
     return tokens, events
 
 
-@pytest.mark.parametrize(("input_kind", "window"), [("tokens", 64), ("tokens", 512), ("tokens", 4096), ("events", 7), ("events", 64)])
-def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, input_kind, window):
+@pytest.mark.parametrize(("family", "window_events"), [(FlatModel, 8), (FlatModel, 64), (FlatModel, 512), (EventModel, 7), (EventModel, 64)])
+def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, family, window_events):
     store = TokenStore(tiny_store)
-    result = likelihood(UniformLogits(input_kind), store, "test", window, batch_size=4, device=torch.device("cpu"))
+    result = likelihood(uniform_logits(family), store, "test", window_events, batch_size=4, device=torch.device("cpu"))
     tokens, events = expected_counts(store, "test")
     seconds = sum(r["seconds"] for r in store.records if r.get("split") == "test" and r["status"] == "ok")
     ln_v = math.log(vocab.VOCAB_SIZE)

@@ -44,7 +44,7 @@ def make_events(generator) -> Callable[..., torch.Tensor]:
 def tiny_config(arch: str, **changes) -> ModelConfig:
     """Small enough for hundreds of steps a second; a context of 6 events for
     every arch, so that decoding tests slide their window."""
-    sizes = {"d_model": 32, "n_heads": 4, "n_layers": 2, "max_seq_len": 6 if arch == "hier" else 48, "dropout": 0.0}
+    sizes = {"d_model": 32, "n_heads": 4, "n_layers": 2, "context_events": 6, "dropout": 0.0}
     return ModelConfig(arch=arch, **{**sizes, **changes})
 
 

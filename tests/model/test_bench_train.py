@@ -10,7 +10,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "train.py"
 
 def test_bench_prints_one_line_per_arch_with_ratio_to_baseline():
     command = [sys.executable, str(BENCH), "--arch", "gpt,hier", "--baseline", "seed", "--preset", "tiny"]
-    command += ["--batch", "2", "--seq", "64", "--steps", "2", "--warmup", "1", "--threads", "1"]
+    command += ["--batch", "2", "--window-events", "8", "--steps", "2", "--warmup", "1", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["arch"] for line in lines] == ["seed", "gpt", "hier"]

@@ -20,7 +20,7 @@ def meta_parameters(arch: str, preset: str) -> int:
 
 def test_seed_small_has_the_notebooks_parameter_count():
     assert meta_parameters("seed", "small") == NOTEBOOK_PARAMETERS
-    assert preset_config("seed", "small").max_seq_len == 512 + 64
+    assert preset_config("seed", "small").context_events == 72  # the notebook's 512 + 64 positions
 
 
 def test_hier_small_is_about_the_notebooks_size():
@@ -50,9 +50,9 @@ def test_gpt_tiny_parameter_count_by_hand():
 
 def test_flops_per_token_by_hand():
     gpt = preset_config("gpt", "tiny")  # d64, 2 layers, d_ff 192
-    assert flops_per_token(gpt, 256) == 6 * (2 * (4 * 64 * 64 + 3 * 64 * 192) + vocab.VOCAB_SIZE * 64) + 12 * 2 * 64 * 256
+    assert flops_per_token(gpt, 32) == 6 * (2 * (4 * 64 * 64 + 3 * 64 * 192) + vocab.VOCAB_SIZE * 64) + 12 * 2 * 64 * 256
     seed = preset_config("seed", "tiny")  # d64, 2 layers, d_ff 256, two attentions per layer
-    assert flops_per_token(seed, 256) == 6 * (2 * (8 * 64 * 64 + 2 * 64 * 256) + vocab.VOCAB_SIZE * 64) + 2 * 12 * 2 * 64 * 256
+    assert flops_per_token(seed, 32) == 6 * (2 * (8 * 64 * 64 + 2 * 64 * 256) + vocab.VOCAB_SIZE * 64) + 2 * 12 * 2 * 64 * 256
     hier = preset_config("hier", "tiny")  # event level as gpt over 32 events, 1 token layer over 8 positions
     event_level = 6 * 2 * (4 * 64 * 64 + 3 * 64 * 192) + 12 * 2 * 64 * 32
     token_level = 6 * (4 * 64 * 64 + 3 * 64 * 192 + vocab.VOCAB_SIZE * 64) + 12 * 64 * 8
@@ -77,8 +77,8 @@ def test_config_round_trips_through_json_dicts():
     [
         ({"arch": "lstm"}, "unknown architecture 'lstm'"),
         ({"d_model": 100, "n_heads": 8}, "not divisible by n_heads=8"),
-        ({"d_model": 24, "n_heads": 8}, "even head size"),
-        ({"max_seq_len": 12}, "fewer than 2 whole events"),
+        ({"d_model": 24, "n_heads": 8}, "heads of even size"),
+        ({"context_events": 1}, "at least 2 events"),
         ({"dropout": 1.0}, "dropout"),
         ({"vocab_size": 100}, "smaller than the v2 vocabulary"),
         ({"n_layers": 0}, "n_layers"),

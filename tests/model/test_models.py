@@ -11,28 +11,21 @@ from midilm.model import ARCHS, count_parameters
 V = vocab.VOCAB_SIZE
 
 
-def batch_for(arch: str, events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and next-step targets as the data views give them."""
-    if arch == "hier":
-        return events[:, :-1], events[:, 1:]
-    flat = events.reshape(events.size(0), -1)
-    return flat[:, :-8], flat[:, 1:-7]
-
-
 @pytest.mark.parametrize("arch", ARCHS)
-def test_logits_shape_and_input_kind(arch, make_model, make_events):
+def test_logits_shape_and_context(arch, make_model, make_events):
     model = make_model(arch)
-    inputs, targets = batch_for(arch, make_events(2, 5))
+    inputs, targets = model.training_pair(make_events(2, 5))
     logits = model(inputs, targets)
     assert logits.shape == (*targets.shape, V)
-    assert model.input_kind == ("events" if arch == "hier" else "tokens")
-    assert model.context_events == 6
+    assert model.target_slots(targets).shape == targets.shape
+    assert model.config.context_events == 6
+    assert model.context_positions == 6 * model.positions_per_event
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_loss_falls_when_fitting_one_batch(arch, make_model, make_events):
     model = make_model(arch, dropout=0.1).train()
-    inputs, targets = batch_for(arch, make_events(4, 6))
+    inputs, targets = model.training_pair(make_events(4, 6))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     losses = []
     for _ in range(25):
@@ -59,7 +52,7 @@ def test_flat_models_are_causal(arch, make_model, make_events):
 
 def test_hier_logits_see_only_the_past_and_the_events_earlier_tokens(make_model, make_events):
     model = make_model("hier").eval()
-    inputs, targets = batch_for("hier", make_events(1, 5))
+    inputs, targets = model.training_pair(make_events(1, 5))
     n, j = 1, 3
     with torch.no_grad():
         reference = model(inputs, targets)[0, n, j]
@@ -105,7 +98,7 @@ def test_embeddings_are_tied_and_counted_once(arch, make_model):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_bf16_autocast_trains(arch, make_model, make_events):
     model = make_model(arch).train()
-    inputs, targets = batch_for(arch, make_events(2, 4))
+    inputs, targets = model.training_pair(make_events(2, 4))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(inputs, targets)
         loss = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=vocab.PAD)

@@ -74,7 +74,7 @@ def test_notebook_shape_has_the_same_parameters_as_seed_small():
 def test_notebook_checkpoint_loads_into_seed_with_equal_logits(notebook_file, generator):
     notebook, path = notebook_file
     config, state = load_notebook_checkpoint(path, n_heads=4)
-    assert (config.arch, config.d_model, config.n_layers, config.d_ff, config.max_seq_len) == ("seed", 32, 2, 128, 64)
+    assert (config.arch, config.d_model, config.n_layers, config.d_ff, config.context_events) == ("seed", 32, 2, 128, 8)
     seed = build_model(config)
     seed.load_state_dict(state)
     seed.eval()
@@ -102,7 +102,7 @@ def test_a_bare_state_dict_is_accepted(tmp_path):
     path = tmp_path / "bare.pt"
     torch.save(MusicGPT(vocab.VOCAB_SIZE, d_model=32, n_heads=4, n_layers=1, max_seq_len=32).state_dict(), path)
     config, _ = load_notebook_checkpoint(path, n_heads=4)
-    assert (config.n_layers, config.max_seq_len) == (1, 32)
+    assert (config.n_layers, config.context_events) == (1, 4)
 
 
 def test_another_vocabulary_is_refused(tmp_path):

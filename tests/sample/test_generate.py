@@ -100,7 +100,7 @@ def test_prompt_and_controls_together_are_refused() -> None:
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_long_form_slides_past_the_context(arch: str) -> None:
-    model = tiny(arch, max_seq_len=64 if arch != "hier" else 8)  # 8 events of context
+    model = tiny(arch, context_events=8)
     result = sample_events(model, SamplingConfig(num_samples=2, events=30, min_events=30), start_rows())
     assert result.generated_events == [30, 30]
     assert all(not invalid_rows(s).any() for s in result.samples)

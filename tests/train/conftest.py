@@ -13,7 +13,7 @@ from midilm.model import preset_config
 from midilm.tokenizer import TokenizerOptions
 from midilm.train import TrainConfig, TrainResult, start_run
 
-TINY_TRAIN = {"seq_len": 64, "stride": 32, "batch_size": 8, "eval_every": 10, "log_every": 5, "eval_batches": 4}
+TINY_TRAIN = {"window_events": 8, "stride_events": 4, "batch_size": 8, "eval_every": 10, "log_every": 5, "eval_batches": 4}
 """Small windows and batches: a step of a tiny model takes milliseconds."""
 
 
@@ -35,7 +35,7 @@ def golden_raw_store(golden_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def tiny_config(arch: str = "gpt", **train: object) -> TrainConfig:
-    window = {"seq_len": 16, "stride": 8} if arch == "hier" else {}  # hier windows count events
+    window = {"window_events": 16, "stride_events": 8} if arch == "hier" else {}  # hier sees 8x more events for the same cost
     return TrainConfig(**{**TINY_TRAIN, **window, **train})
 
 

@@ -22,10 +22,10 @@ TINY = [
     "gpt",
     "--preset",
     "tiny",
-    "--seq-len",
-    "64",
-    "--stride",
-    "32",
+    "--window-events",
+    "8",
+    "--stride-events",
+    "4",
     "--batch-size",
     "8",
     "--log-every",
@@ -47,7 +47,7 @@ def midilm(*args: str, env: dict | None = None) -> subprocess.Popen:
 
 
 def test_bad_settings_stop_before_training(golden_store: Path, tmp_path: Path, capsys) -> None:
-    assert main(["train", "--data", str(golden_store), "--out", str(tmp_path / "r"), *TINY, "--seq-len", "4096"]) == 2
+    assert main(["train", "--data", str(golden_store), "--out", str(tmp_path / "r"), *TINY, "--window-events", "4096"]) == 2
     assert "does not fit the model's context" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
     assert str(tmp_path / "missing") in capsys.readouterr().err
@@ -73,10 +73,10 @@ def test_config_file_and_command_line_combine(golden_store: Path, tmp_path: Path
                 str(config),
                 "--max-steps",
                 "4",
-                "--seq-len",
-                "64",
-                "--stride",
-                "32",
+                "--window-events",
+                "8",
+                "--stride-events",
+                "4",
                 "--batch-size",
                 "4",
             ]
@@ -96,7 +96,7 @@ def test_a_notebook_checkpoint_initialises_seed(golden_store: Path, tmp_path: Pa
         {"epoch": 3, "model_state_dict": notebook.state_dict(), "val_loss": 4.2, "vocab_size": 3406, "sequence_length": 512},
         tmp_path / "best_model_lm.pt",
     )
-    args = ["--seq-len", "64", "--stride", "32", "--batch-size", "8", "--max-steps", "3"]
+    args = ["--window-events", "8", "--stride-events", "4", "--batch-size", "8", "--max-steps", "3"]
     assert (
         main(["train", "--data", str(golden_store), "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "best_model_lm.pt"), *args])
         == 0

@@ -86,20 +86,20 @@ def test_a_kill_between_the_renames_leaves_a_loadable_checkpoint(golden_store: P
     assert result.step == 20
 
 
-def test_seq_len_beyond_the_context_is_refused(golden_store: Path, tmp_path: Path) -> None:
+def test_a_window_beyond_the_context_is_refused(golden_store: Path, tmp_path: Path) -> None:
     model = preset_config("gpt", "tiny")
     with pytest.raises(ConfigError, match="does not fit the model's context"):
-        start_run(golden_store, tmp_path / "run", model, TrainConfig(seq_len=model.max_seq_len + 8))
+        start_run(golden_store, tmp_path / "run", model, TrainConfig(window_events=model.context_events + 1))
     assert not (tmp_path / "run").exists()  # nothing written before the check
 
 
 def test_windows_shorter_than_the_context_are_pointed_out(golden_store: Path, tmp_path: Path, capsys) -> None:
     model = preset_config("gpt", "tiny")
     start_run(golden_store, tmp_path / "short", model, tiny_config(max_steps=1))
-    assert f"never train positions 64..{model.max_seq_len - 1}" in capsys.readouterr().out
-    model.max_seq_len = 64
+    assert f"never train the last {model.context_events - 8} of the model's {model.context_events} events" in capsys.readouterr().out
+    model.context_events = 8
     start_run(golden_store, tmp_path / "matched", model, tiny_config(max_steps=1))
-    assert "never train positions" not in capsys.readouterr().out
+    assert "never train" not in capsys.readouterr().out
 
 
 def test_an_empty_split_is_refused(golden_dir: Path, tmp_path: Path) -> None:
@@ -165,10 +165,10 @@ def test_same_seed_same_run_other_seed_other_run(golden_store: Path, tmp_path: P
 
 
 def test_stalled_validation_lowers_the_rate_then_stops_the_run(golden_store: Path, tmp_path: Path, tiny_run, monkeypatch) -> None:
-    from midilm.train.loop import Trainer
+    from midilm.train import loop
 
     losses = iter([5.0, 4.0, 4.5, 4.6, 4.7, 4.8, 4.9])
-    monkeypatch.setattr(Trainer, "evaluate", lambda self: {"loss": next(losses), "ppl": 1.0, "nats_per_event": 1.0})
+    monkeypatch.setattr(loop, "val_metrics", lambda session, interrupt: {"loss": next(losses), "ppl": 1.0, "nats_per_event": 1.0})
     result = tiny_run(golden_store, tmp_path / "run", lr=1e-3, max_steps=100, eval_every=2, plateau_patience=1, early_stop_patience=3)
     rows = {r["step"]: r for r in read_metrics(tmp_path / "run") if "val_loss" in r}
     assert result.stop_reason == "early_stopping" and result.step == 10  # three evaluations without a new best

@@ -1,0 +1,147 @@
+"""What an architecture declares, and the two families every architecture belongs to.
+
+A model class *is* its architecture's declaration (registered by name in
+:mod:`midilm.model.registry`): config defaults and checks, construction, the
+training view that feeds it, which target slot each logit predicts, its incremental decoders and its FLOPs per
+token. Training, sampling, evaluation and export call these; they never test
+an architecture's name.
+
+Two families share most of that:
+
+- :class:`FlatModel` (``seed``, ``gpt``) reads the flat token stream: 8
+  positions per event, ``forward(inputs [B, T]) -> [B, T, V]``, the target of
+  position ``t`` being the token at ``t + 1``;
+- :class:`EventModel` (``hier``) reads event rows: 1 position per event,
+  ``forward(inputs [B, N, 8], targets [B, N, 8]) -> [B, N, 8, V]``, teacher-forced
+  on the next event's tokens.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from midilm import vocab
+from midilm.model.config import ModelConfig
+from midilm.model.decoding import (
+    EventDecoder,
+    FlatCachedDecoder,
+    FlatReferenceDecoder,
+    HierCachedDecoder,
+    HierReferenceDecoder,
+)
+
+
+class MidilmModel(nn.Module, ABC):
+    """The contract of every architecture (see the module doc).
+
+    ``forward(inputs, targets)`` takes an item of :meth:`window_view` (batched)
+    and returns logits aligned with ``targets``: the loss is their
+    cross-entropy, PAD targets ignored, whatever the architecture.
+    """
+
+    positions_per_event: ClassVar[int]
+    """Model positions one event occupies: 8 for token streams, 1 for event rows."""
+    preset_overrides: ClassVar[dict[str, dict[str, int]]] = {}
+    """Per preset, sizes that differ from the shared shape (see :data:`midilm.model.config.PRESETS`)."""
+    reference_decoder: ClassVar[type[EventDecoder]]
+    """Recomputes the whole window for every token: the plain path the fast one is tested against."""
+    cached_decoder: ClassVar[type[EventDecoder]]
+    """Decodes with a KV cache: what sampling uses."""
+
+    config: ModelConfig
+
+    # ----- config --------------------------------------------------------------------------------
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:
+        """Raise :class:`~midilm.errors.ConfigError` for settings this architecture cannot build."""
+
+    @classmethod
+    def default_sizes(cls, config: ModelConfig) -> dict[str, Any]:
+        """Values for the config's 0-means-default sizes."""
+        return {}
+
+    @classmethod
+    @abstractmethod
+    def flops_per_token(cls, config: ModelConfig, window_events: int) -> float:
+        """Training FLOPs (forward + backward) per token for a window of
+        ``window_events`` events, for model-FLOPs-utilisation figures: matrix
+        products count 6 FLOPs per weight per token and attention
+        ``12 * d_model * context`` per layer per token (the PaLM appendix B
+        estimate, causal masking ignored; embeddings and norms not counted)."""
+
+    @property
+    def context_positions(self) -> int:
+        """The context in this model's positions."""
+        return self.config.context_events * self.positions_per_event
+
+    # ----- training ------------------------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:
+        """The torch-free view of a store split whose items ``(inputs, targets)`` train this model."""
+
+    @staticmethod
+    @abstractmethod
+    def target_slots(targets: torch.Tensor) -> torch.Tensor:
+        """The slot (0 = event type, then the parameters) of every target."""
+
+    @staticmethod
+    @abstractmethod
+    def training_pair(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(inputs, targets)`` as :meth:`window_view` lays them out, from event
+        rows ``[B, n + 1, 8]`` (n events of input, each followed by its target)."""
+
+
+class FlatModel(MidilmModel):
+    """A model of the flat token stream (``seed``, ``gpt``)."""
+
+    positions_per_event = vocab.EVENT_LEN
+    reference_decoder = FlatReferenceDecoder
+    cached_decoder = FlatCachedDecoder
+
+    @classmethod
+    def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:
+        from midilm.data import TokenWindows
+
+        per_event = cls.positions_per_event
+        return TokenWindows(store, split, seq_len=window_events * per_event, stride=stride_events * per_event, **options)
+
+    @staticmethod
+    def target_slots(targets: torch.Tensor) -> torch.Tensor:
+        # target t is the input token t + 1 of an event-aligned window
+        positions = torch.arange(1, targets.shape[-1] + 1, device=targets.device)
+        return (positions % vocab.EVENT_LEN).expand_as(targets)
+
+    @staticmethod
+    def training_pair(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = events.reshape(events.shape[0], -1)  # (B, (n + 1) * 8)
+        n_tokens = flat.shape[1] - vocab.EVENT_LEN
+        return flat[:, :n_tokens], flat[:, 1 : n_tokens + 1]
+
+
+class EventModel(MidilmModel):
+    """A model of event rows teacher-forced on the next event's tokens (``hier``)."""
+
+    positions_per_event = 1
+    reference_decoder = HierReferenceDecoder
+    cached_decoder = HierCachedDecoder
+
+    @classmethod
+    def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:
+        from midilm.data import EventWindows
+
+        return EventWindows(store, split, n_events=window_events, stride=stride_events, **options)
+
+    @staticmethod
+    def target_slots(targets: torch.Tensor) -> torch.Tensor:
+        return torch.arange(vocab.EVENT_LEN, device=targets.device).expand_as(targets)
+
+    @staticmethod
+    def training_pair(events: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return events[:, :-1], events[:, 1:]
