@@ -30,6 +30,7 @@ from midilm.model import count_parameters, preset_config  # noqa: E402
 from midilm.train import TrainConfig, load_for_inference, resume_run, start_run  # noqa: E402
 from midilm.train.runlog import MetricsLog  # noqa: E402
 
+
 def per_arch(text: str) -> dict[str, int]:
     """``"gpt=9,hier=128"`` -> ``{"gpt": 9, "hier": 128}``."""
     pairs = (item.split("=") for item in text.split(",") if item)
@@ -90,10 +91,16 @@ def main() -> None:
     parser.add_argument("--slice", type=float, default=4.0, help="minutes a run trains before the next one takes its turn")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument(
-        "--window-events", type=per_arch, default="seed=64,gpt=64,hier=128", help="events per training window, per arch (64 events = 512 tokens)"
+        "--window-events",
+        type=per_arch,
+        default="seed=64,gpt=64,hier=128",
+        help="events per training window, per arch (64 events = 512 tokens)",
     )
     parser.add_argument(
-        "--n-layers", type=per_arch, default="gpt=9", help="layers that differ from the small preset (gpt's SwiGLU blocks are smaller: 9 make the notebook's 8.2M)"
+        "--n-layers",
+        type=per_arch,
+        default="gpt=9",
+        help="layers that differ from the small preset (gpt's SwiGLU blocks are smaller: 9 make the notebook's 8.2M)",
     )
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--eval-batches", type=int, default=16, help="cap of each evaluation during training")

@@ -45,7 +45,9 @@ def random_events(rng: np.random.Generator, n_events: int) -> np.ndarray:
     return events
 
 
-def make_batch(model: torch.nn.Module, batch: int, window_events: int, rng: np.random.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(
+    model: torch.nn.Module, batch: int, window_events: int, rng: np.random.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets as the model's data view gives them: windows of
     ``window_events`` events, targets one step ahead."""
     streams = np.stack([random_events(rng, window_events + 1) for _ in range(batch)])  # (B, n+1, 8)
@@ -63,7 +65,9 @@ class Trainee:
         self.model = build_model(config).to(device).train()
         self.params = count_parameters(self.model)
         if args.window_events > self.model.config.context_events:
-            raise SystemExit(f"--window-events {args.window_events}: {arch} preset {args.preset} holds {self.model.config.context_events} events")
+            raise SystemExit(
+                f"--window-events {args.window_events}: {arch} preset {args.preset} holds {self.model.config.context_events} events"
+            )
         self.flops_per_token = flops_per_token(self.model.config, args.window_events)
         self.step_fn = torch.compile(self.model) if args.compile else self.model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-4, weight_decay=0.01)

@@ -16,7 +16,7 @@ echo "== 2/4 preparing the bundled corpus (music21's Bach chorales and Essen fol
 .venv/bin/midilm prepare
 
 echo "== 3/4 training a small $arch model for $minutes minutes (Ctrl-C stops and saves; resume with: midilm train --resume $run)"
-.venv/bin/midilm train --arch "$arch" --preset small --seq-len 128 --max-seq-len 128 --stride 64 --eval-every 100 --eval-batches 16 \
+.venv/bin/midilm train --arch "$arch" --preset small --context-events 128 --eval-every 100 --eval-batches 16 \
   --max-minutes "$minutes" --out "$run"
 
 echo "== 4/4 generating music with it"

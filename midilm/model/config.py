@@ -32,7 +32,9 @@ class ModelConfig:
     n_layers: int = field(default=6, metadata={"help": "transformer layers (the event level for hier)"})
     d_ff: int = field(
         default=0,
-        metadata={"help": "hidden size of the feed-forward block; 0: the architecture's default (4*d_model for seed, about 8/3*d_model for SwiGLU)"},
+        metadata={
+            "help": "hidden size of the feed-forward block; 0: the architecture's default (4*d_model for seed, about 8/3*d_model for SwiGLU)"
+        },
     )
     context_events: int = field(default=64, metadata={"help": "context length in events (a flat model holds 8 tokens per event)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout probability during training"})

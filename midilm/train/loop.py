@@ -54,7 +54,9 @@ def open_store(path: str | Path) -> Any:
     return TokenStore(path)
 
 
-def start_run(data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None) -> TrainResult:
+def start_run(
+    data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None
+) -> TrainResult:
     """Train a new model (or fine-tune ``init``) on the store at ``data``, writing the run to ``out``."""
     out = Path(out)
     if (out / CONFIG_FILE).exists():
@@ -81,7 +83,9 @@ def resume_run(run_dir: str | Path, max_steps: int | None = None, max_minutes: f
         run = replace(run, train=replace(run.train, **changes))
     store = open_store(run.data.store)
     if store.tokenizer_spec != run.data.tokenizer:
-        raise ConfigError(f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens")
+        raise ConfigError(
+            f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens"
+        )
     if store.identity != run.data.identity:
         raise ConfigError(
             f"{run.data.store}: the store changed since this run started (identity {store.identity}, run recorded {run.data.identity}); "
@@ -105,7 +109,9 @@ def fit(s: TrainingSession) -> TrainResult:
             s.save_last()
         reason = pos.stop_reason or stop_reason(s, interrupt)
         if reason and reason != "interrupted":
-            report.say(f"{s.run_dir}: nothing to do: the run already ended at step {pos.step} ({reason}); pass a larger --max-steps to extend it")
+            report.say(
+                f"{s.run_dir}: nothing to do: the run already ended at step {pos.step} ({reason}); pass a larger --max-steps to extend it"
+            )
             return _end(s, reason, metrics, evaluated)
         batches = micro_batches(s)
         report.start(cfg.max_steps or s.batches.steps_per_epoch * cfg.max_epochs, pos.step)

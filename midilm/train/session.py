@@ -79,9 +79,16 @@ class TrainingSession:
         self.val_view = self._view("val", training=False)
         cfg = run.train
         self.batches = EpochBatches(
-            len(self.train_view), self.batch_size, cfg.seed, world_size=self.cluster.world_size, rank=self.cluster.rank, grad_accum=cfg.grad_accum
+            len(self.train_view),
+            self.batch_size,
+            cfg.seed,
+            world_size=self.cluster.world_size,
+            rank=self.cluster.rank,
+            grad_accum=cfg.grad_accum,
         )
-        self.optimizer = torch.optim.AdamW([p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            [p for p in self.model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+        )
         self.schedule = LRSchedule(self.optimizer, cfg)
         self.position = Position()
         if fresh:
@@ -199,7 +206,12 @@ class TrainingSession:
         if not self.cluster.is_main:
             return
         position = {**vars(self.position), "train_seconds": self.train_seconds()}
-        state = {"optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(), "position": position, "rng": self.rng_state()}
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "position": position,
+            "rng": self.rng_state(),
+        }
         meta = {"step": self.position.step, "epoch": self.position.epoch, "best_val_loss": self.position.best_val_loss}
         save_checkpoint(self.run_dir / "last", self.model, self.run, meta, state)
 

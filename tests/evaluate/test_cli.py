@@ -24,7 +24,12 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
     from midilm.train import TrainConfig, start_run
 
     out = tmp_path_factory.mktemp("evaluate") / "run"
-    start_run(tiny_store, out, preset_config("gpt", "tiny"), TrainConfig(max_steps=1, batch_size=2, window_events=8, stride_events=8, device="cpu"))
+    start_run(
+        tiny_store,
+        out,
+        preset_config("gpt", "tiny"),
+        TrainConfig(max_steps=1, batch_size=2, window_events=8, stride_events=8, device="cpu"),
+    )
     return out
 
 

@@ -44,7 +44,9 @@ def expected_counts(store: TokenStore, split: str) -> tuple[int, int]:
     return tokens, events
 
 
-@pytest.mark.parametrize(("family", "window_events"), [(FlatModel, 8), (FlatModel, 64), (FlatModel, 512), (EventModel, 7), (EventModel, 64)])
+@pytest.mark.parametrize(
+    ("family", "window_events"), [(FlatModel, 8), (FlatModel, 64), (FlatModel, 512), (EventModel, 7), (EventModel, 64)]
+)
 def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, family, window_events):
     store = TokenStore(tiny_store)
     result = likelihood(uniform_logits(family), store, "test", window_events, batch_size=4, device=torch.device("cpu"))

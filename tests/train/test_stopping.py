@@ -75,7 +75,9 @@ def test_ctrl_c_inside_a_step_drops_it_and_resumes_exactly(golden_store: Path, t
     same_run(whole, tmp_path / "run")
 
 
-def test_ctrl_c_inside_an_evaluation_stops_it_and_the_resumed_run_owes_it(golden_store: Path, tmp_path: Path, tiny_run, whole, monkeypatch) -> None:
+def test_ctrl_c_inside_an_evaluation_stops_it_and_the_resumed_run_owes_it(
+    golden_store: Path, tmp_path: Path, tiny_run, whole, monkeypatch
+) -> None:
     from midilm.train import metrics
 
     sigint_on_call(monkeypatch, metrics.MetricSums, "add", at_call=5)  # in the second evaluation (4 batches each)
