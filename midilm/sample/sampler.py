@@ -11,9 +11,10 @@ context is full, so pieces can be longer than the model's context.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -75,6 +76,135 @@ def cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+class Constraint(Protocol):
+    """A rule on what may be sampled, applied through the masks while sampling
+    (never by filtering afterwards). Every method may return None for "no rule now"."""
+
+    def slot_mask(self, slot: int, row: torch.Tensor, event_index: torch.Tensor) -> torch.Tensor | None:
+        """An additive mask ``[B, V]`` (0 or -inf) for ``slot``, given each
+        sample's tokens so far in this event (``row[:, :slot]``) and event type (0..5)."""
+
+    def forced_rows(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(which [B] bool, rows [B, 8])``: rows to write at this event step instead of sampling."""
+
+    def observe(self, rows: np.ndarray, active: np.ndarray) -> None:
+        """The rows ``[B, 8]`` of the event step just taken, and which samples were still going."""
+
+
+class EventSampler:
+    """One sampling run over a batch: decoder, grammar, generators, clock and
+    the rows each sample has so far. :meth:`steps` takes one event row per
+    sample at a time and yields it, so callers can stream; :meth:`result`
+    collects what was generated."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: SamplingConfig,
+        start: np.ndarray,
+        *,
+        cache: bool = True,
+        constraints: Sequence[Constraint] = (),
+    ) -> None:
+        config.validate()
+        self.model, self.config, self.start, self.cache = model, config, start, cache
+        self.constraints = list(constraints)
+        self.device = next(model.parameters()).device
+        batch = config.num_samples
+        self.grammar = GrammarMask(self.device)
+        self.generators = make_generators(config, self.device)
+        self.finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        self.clock = MusicClock(batch)
+        for row in start:
+            self.clock.advance(np.repeat(row[None, :], batch, axis=0))
+        self.start_seconds = self.clock.seconds.copy()
+        self.rows: list[list[np.ndarray]] = [[] for _ in range(batch)]
+        self.done = 0
+        self.stop_reason = ""
+        self.began = time.perf_counter()
+
+    def steps(self) -> Iterator[np.ndarray]:
+        """Event rows ``[B, 8]``, one per step, until the event or seconds limit or
+        every sample has ended; :attr:`stop_reason` says which. Rows of samples
+        that had already ended are PAD."""
+        from midilm.model import make_decoder
+        from midilm.model.int8 import for_sampling
+
+        config, batch = self.config, self.config.num_samples
+        self.model.eval()
+        with torch.inference_mode(), cpu_threads(config.threads if self.device.type == "cpu" else 0):
+            decoder = make_decoder(for_sampling(self.model, config.weights) if self.cache else self.model, batch, cache=self.cache)
+            decoder.prefill(
+                torch.as_tensor(self.start.astype(np.int64), device=self.device).unsqueeze(0).expand(batch, -1, -1).contiguous()
+            )
+            self.stop_reason = "events"
+            while self.done < config.events:
+                row = self._sample_row(decoder, eos_allowed=self.done >= config.min_events)
+                active = (~self.finished).cpu().numpy()
+                row_np = row.cpu().numpy().astype(vocab.TOKEN_DTYPE)
+                ended = active & (row_np[:, 0] == vocab.EOS)
+                for b in np.flatnonzero(active):
+                    self.rows[b].append(row_np[b])
+                self.finished |= torch.as_tensor(ended, device=self.device)
+                self.done += 1
+                self.clock.advance(row_np, active & ~ended)
+                for constraint in self.constraints:
+                    constraint.observe(row_np, active)
+                yield row_np
+                if bool(self.finished.all()):
+                    self.stop_reason = "eos"
+                    return
+                going = ~self.finished.cpu().numpy()
+                if config.seconds and bool(np.all((self.clock.seconds - self.start_seconds)[going] >= config.seconds)):
+                    self.stop_reason = "seconds"
+                    return
+
+    def result(self) -> GenerationResult:
+        """The samples so far: the start rows, then each sample's rows."""
+        samples = [np.concatenate([self.start, np.stack(r)]) if r else self.start.copy() for r in self.rows]
+        generated = [sum(1 for x in r if x[0] != vocab.EOS) for r in self.rows]
+        return GenerationResult(samples, len(self.start), generated, time.perf_counter() - self.began, self.stop_reason)
+
+    def _sample_row(self, decoder: Any, *, eos_allowed: bool) -> torch.Tensor:
+        """One event row per sample: slot by slot, sampling only where the grammar
+        and the constraints leave a choice; forced rows are written as given."""
+        finished, device = self.finished, self.device
+        batch = finished.shape[0]
+        forcing, forced_rows = self._forced_rows(batch)
+        event_index = torch.zeros(batch, dtype=torch.long, device=device)
+        row = torch.zeros(batch, vocab.EVENT_LEN, dtype=torch.long, device=device)
+        for slot in range(vocab.EVENT_LEN):
+            single = self.grammar.forced(slot, event_index, finished) | forcing
+            if bool(single.all()):
+                token = torch.where(forcing, forced_rows[:, slot], 0)  # PAD where nothing is forced
+            else:
+                mask = self.grammar.for_slot(slot, event_index, eos_allowed, finished)
+                for constraint in self.constraints:
+                    extra = constraint.slot_mask(slot, row, event_index)
+                    if extra is not None:
+                        mask = mask + extra
+                token = choose(decoder.logits(), mask, self.config, self.generators, skip=single)
+                token = torch.where(forcing, forced_rows[:, slot], token)
+            decoder.push(token)
+            row[:, slot] = token
+            if slot == 0:
+                event_index = (token - vocab.FIRST_EVENT_ID).clamp(0, len(vocab.EVENT_NAMES) - 1)
+                finished = finished | (token == vocab.EOS)  # the rest of an EOS row is PAD
+        return row
+
+    def _forced_rows(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which samples write a given row at this step, and those rows (the last constraint that asks wins)."""
+        forcing = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        rows = torch.zeros(batch, vocab.EVENT_LEN, dtype=torch.long, device=self.device)
+        for constraint in self.constraints:
+            asked = constraint.forced_rows()
+            if asked is not None:
+                which = torch.as_tensor(asked[0], device=self.device) & ~self.finished
+                rows = torch.where(which[:, None], torch.as_tensor(asked[1].astype(np.int64), device=self.device), rows)
+                forcing |= which
+        return forcing, rows
+
+
 def sample_events(
     model: torch.nn.Module,
     config: SamplingConfig,
@@ -82,6 +212,7 @@ def sample_events(
     *,
     on_event: Callable[[int], None] | None = None,
     cache: bool = True,
+    constraints: Sequence[Constraint] = (),
 ) -> GenerationResult:
     """Generate ``config.num_samples`` continuations of the rows ``start``.
 
@@ -90,72 +221,14 @@ def sample_events(
     recomputes the whole context for every token with the model as it is, like
     the design notebook's sampler (a baseline for benchmarks and tests).
     """
-    from midilm.model import make_decoder
-    from midilm.model.int8 import for_sampling
-
-    config.validate()
-    device = next(model.parameters()).device
-    batch = config.num_samples
-    began = time.perf_counter()
-    grammar = GrammarMask(device)
-    generators = make_generators(config, device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
-    clock = MusicClock(batch)
-    for row in start:
-        clock.advance(np.repeat(row[None, :], batch, axis=0))
-    start_seconds = clock.seconds.copy()
-    rows: list[list[np.ndarray]] = [[] for _ in range(batch)]
-    done, reason = 0, "events"
-    model.eval()
+    sampler = EventSampler(model, config, start, cache=cache, constraints=constraints)
     try:
-        with torch.inference_mode(), cpu_threads(config.threads if device.type == "cpu" else 0):
-            decoder = make_decoder(for_sampling(model, config.weights) if cache else model, batch, cache=cache)
-            decoder.prefill(torch.as_tensor(start.astype(np.int64), device=device).unsqueeze(0).expand(batch, -1, -1).contiguous())
-            while done < config.events:
-                row = _sample_row(decoder, grammar, config, generators, finished, eos_allowed=done >= config.min_events)
-                active = (~finished).cpu().numpy()
-                row_np = row.cpu().numpy().astype(vocab.TOKEN_DTYPE)
-                ended = active & (row_np[:, 0] == vocab.EOS)
-                for b in np.flatnonzero(active):
-                    rows[b].append(row_np[b])
-                finished |= torch.as_tensor(ended, device=device)
-                done += 1
-                clock.advance(row_np, active & ~ended)
-                if on_event is not None:
-                    on_event(done)
-                if bool(finished.all()):
-                    reason = "eos"
-                    break
-                if config.seconds and bool(np.all((clock.seconds - start_seconds)[~finished.cpu().numpy()] >= config.seconds)):
-                    reason = "seconds"
-                    break
+        for _ in sampler.steps():
+            if on_event is not None:
+                on_event(sampler.done)
     except KeyboardInterrupt:
-        reason = "interrupted"
-    samples = [np.concatenate([start, np.stack(r)]) if r else start.copy() for r in rows]
-    generated = [sum(1 for x in r if x[0] != vocab.EOS) for r in rows]
-    return GenerationResult(samples, len(start), generated, time.perf_counter() - began, reason)
-
-
-def _sample_row(
-    decoder, grammar: GrammarMask, config: SamplingConfig, generators: list[torch.Generator], finished: torch.Tensor, *, eos_allowed: bool
-) -> torch.Tensor:
-    """One event row per sample: slot by slot, sampling only where the grammar leaves a choice."""
-    batch = finished.shape[0]
-    event_index = torch.zeros(batch, dtype=torch.long, device=finished.device)
-    row = torch.zeros(batch, vocab.EVENT_LEN, dtype=torch.long, device=finished.device)
-    for slot in range(vocab.EVENT_LEN):
-        forced = grammar.forced(slot, event_index, finished)
-        if bool(forced.all()):
-            token = torch.zeros(batch, dtype=torch.long, device=finished.device)  # PAD everywhere
-        else:
-            mask = grammar.for_slot(slot, event_index, eos_allowed, finished)
-            token = choose(decoder.logits(), mask, config, generators, skip=forced)
-        decoder.push(token)
-        row[:, slot] = token
-        if slot == 0:
-            event_index = (token - vocab.FIRST_EVENT_ID).clamp(0, len(vocab.EVENT_NAMES) - 1)
-            finished = finished | (token == vocab.EOS)  # the rest of an EOS row is PAD
-    return row
+        sampler.stop_reason = "interrupted"
+    return sampler.result()
 
 
 def generate(
