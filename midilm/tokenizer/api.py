@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer.encode import encode, encode_batch
+from midilm.tokenizer.encoder import encode, encode_batch
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.reader import read_midi, read_midis
 from midilm.tokenizer.report import TokenizeReport

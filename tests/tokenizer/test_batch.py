@@ -85,7 +85,7 @@ def test_nothing_in_nothing_out():
 def test_a_batch_refuses_only_its_implausible_scores():
     """Hand-built scores that no MIDI file gives are refused one by one, with
     the reason; the others of the batch are encoded as if alone."""
-    from midilm.tokenizer.encode import encode_batch
+    from midilm.tokenizer.encoder import encode_batch
     from midilm.tokenizer.report import TokenizeReport
     from midilm.tokenizer.score import score_from_list
 
