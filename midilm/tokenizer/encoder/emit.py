@@ -151,7 +151,8 @@ def emit(events: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np
     # as unsigned numbers, negative values are too large: one comparison checks both ends
     params_bad = params.view(np.uint64) >= _PARAM_LIMIT.take(kind, axis=1)
     track_bad = track.view(np.uint64) >= MAX_TRACKS
-    ok = ~(params_bad.any(axis=0) | track_bad)
+    before_start = events[TIME] < 0  # (hand-built scores only) a negative time1 is out of range too
+    ok = ~(params_bad.any(axis=0) | track_bad | before_start)
     candidates = ok.nonzero()[0]
     beat = events[TIME, candidates] >> STEP_BITS
     relative = np.empty(len(candidates), np.int64)

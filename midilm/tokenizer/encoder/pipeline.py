@@ -36,12 +36,7 @@ def encode_batch(
     score's report. The scores are encoded together, as one table."""
     options = options.resolved()
     for score, report in zip(scores, reports, strict=True):
-        report.ticks_per_beat = score.ticks_per_beat
-        report.tracks = score.tracks
-        report.input_events = len(score.events) + sum(score.dropped.values())
-        for reason, count in score.dropped.items():
-            report.drop(reason, count)
-        report.warnings.extend(score.warnings)
+        report.record_score(score)
     results: list[np.ndarray | MidiFileError] = [np.zeros(0)] * len(scores)
     accepted = list(range(len(scores)))
     events = working_table([score.events for score in scores]) if all(is_table(score.events) for score in scores) else None
