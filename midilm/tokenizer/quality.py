@@ -31,6 +31,35 @@ class QualityThresholds:
     note_window_size: int = field(default=16, metadata={"help": "window length in beats for tonality and density"})
 
 
+def describe_reasons(thresholds: QualityThresholds = QualityThresholds()) -> dict[str, str]:
+    """What each reason :func:`check_quality` gives means, with the thresholds in force."""
+    t = thresholds
+    return {
+        "total_min": f"fewer than {t.total_notes_min} notes",
+        "total_max": f"more than {t.total_notes_max} notes",
+        "drum_only": "only drum notes",
+        "alignment": f"less than {t.alignment_min:.0%} of the notes start on the two most used 1/16-beat positions "
+        "(the timing is not on a beat grid, as in a live recording)",
+        "tonality": f"in {t.note_window_size}-beat windows, the 7 most used pitch classes hold less than {t.tonality_min:.0%} "
+        "of the notes on average (no clear key)",
+        "bandwidth": f"notes sounding together span less than {t.notes_bandwidth_min:g} semitones on average (a single melodic line)",
+        "density": f"the densest {t.note_window_size}-beat window has {t.notes_density_min:g} notes per beat or fewer, "
+        f"or {t.notes_density_max:g} or more",
+        "piano": f"more than {t.piano_max:.0%} of the channels stay on program 0 (piano), with more than 3 channels",
+    }
+
+
+def format_quality(ok: bool, reasons: list[str], thresholds: QualityThresholds = QualityThresholds()) -> str:
+    """The verdict in words: ``quality: ok``, or each failed check and what it means.
+    The checks are the reference's filter of training data; failing them does not stop tokenizing or training."""
+    if ok:
+        return "quality: ok"
+    meaning = describe_reasons(thresholds)
+    lines = [f"quality: fails {', '.join(reasons)} (the reference's filter of training data)"]
+    lines += [f"  {reason}: {meaning[reason]}" for reason in reasons]
+    return "\n".join(lines)
+
+
 def check_quality(tokens: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> tuple[bool, list[str]]:
     """``(ok, reasons)``: reasons name the failed checks, among ``total_min``,
     ``total_max``, ``drum_only`` (decided first; the others are then skipped),
