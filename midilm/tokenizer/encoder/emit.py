@@ -28,24 +28,18 @@ _SORT_RANK = np.array([5, 3, 4, 2, 0, 1], np.int64)
 """Rank of each kind (note, patch, control, tempo, time sig, key sig) among events at the same time and track."""
 
 
-_PARAM_NAMES = [vocab.EVENT_PARAMS[name][3:] for name in vocab.EVENT_NAMES]
-
-
-_PARAM_OFFSET = np.zeros((4, len(_PARAM_NAMES)), np.int64)
-
-
-_PARAM_LIMIT = np.ones((4, len(_PARAM_NAMES)), np.uint64)
+_PARAM_NAMES = [vocab.EVENT_PARAMS[name][vocab.CHANNEL_SLOT - 1 :] for name in vocab.EVENT_NAMES]
+"""Each kind's parameters after time1, time2 and track: the working table's PARAM0..PARAM3."""
+_PARAM_SLOTS = range(PARAM0, POSITION)
+_PARAM_OFFSET = np.zeros((len(_PARAM_SLOTS), len(_PARAM_NAMES)), np.int64)
+_PARAM_LIMIT = np.ones((len(_PARAM_SLOTS), len(_PARAM_NAMES)), np.uint64)
 """Token offset and size of each parameter slot (row) of each kind (column).
 A slot the kind does not use must hold 0, and becomes PAD (offset 0)."""
-
-
-assert vocab.PAD == 0
+assert vocab.PAD == 0 and max(map(len, _PARAM_NAMES)) == len(_PARAM_SLOTS)
 for _kind, _names in enumerate(_PARAM_NAMES):
     for _slot, _name in enumerate(_names):
         _PARAM_OFFSET[_slot, _kind] = vocab.PARAM_OFFSET[_name]
         _PARAM_LIMIT[_slot, _kind] = vocab.PARAM_SIZES[_name]
-
-
 _EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], np.int64)
 
 
@@ -192,15 +186,15 @@ def emit(events: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np
     tokens = np.zeros((vocab.EVENT_LEN, int(ends[-1])), vocab.TOKEN_DTYPE)
     # emitted events are in file order: event i goes to its file's block, after the BOS row
     at = np.arange(len(candidates)) + (starts + extra - (per_file.cumsum() - per_file))[emitted_file]
-    tokens[0, at] = _EVENT_ID[kinds]
-    tokens[1, at] = relative + vocab.PARAM_OFFSET["time1"]
-    tokens[2, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
-    tokens[3, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
-    for slot in range(4):  # row by row: a scatter along the second axis of a 2-D array is slow
-        tokens[4 + slot, at] = emitted[PARAM0 + slot] + _PARAM_OFFSET[slot].take(kinds)
+    tokens[vocab.EVENT_SLOT, at] = _EVENT_ID[kinds]
+    tokens[vocab.TIME1_SLOT, at] = relative + vocab.PARAM_OFFSET["time1"]
+    tokens[vocab.TIME2_SLOT, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
+    tokens[vocab.TRACK_SLOT, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
+    for slot in range(len(_PARAM_SLOTS)):  # row by row: a scatter along the second axis of a 2-D array is slow
+        tokens[vocab.CHANNEL_SLOT + slot, at] = emitted[PARAM0 + slot] + _PARAM_OFFSET[slot].take(kinds)
     if extra:
-        tokens[0, starts] = vocab.BOS
-        tokens[0, ends - 1] = vocab.EOS
+        tokens[vocab.EVENT_SLOT, starts] = vocab.BOS
+        tokens[vocab.EVENT_SLOT, ends - 1] = vocab.EOS
     rows = np.ascontiguousarray(tokens.T)
     for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
         report.output_events = events_of_file

@@ -13,7 +13,7 @@ from midilm.tokenizer.encoder.grouping import sort_groups, sort_order
 from midilm.tokenizer.encoder.table import FILE, POSITION, TIME, Batch, track_key
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.score import CONTROL, KEY_SIG, KIND, NOTE, PARAM0, PARAM1, PARAM2, PARAM3, PATCH, TEMPO, TIME_SIG, TRACK
-from midilm.vocab import CHANNELS, MAX_TRACKS, NO_KEY_SF, STEPS_PER_BEAT
+from midilm.vocab import CHANNELS, MAX_TRACKS, SF_OFFSET, STEPS_PER_BEAT
 
 MAX_BPM = vocab.PARAM_SIZES["bpm"] - 1
 
@@ -29,10 +29,11 @@ def tempo_to_bpm(microseconds_per_beat: np.ndarray) -> np.ndarray:
     return np.minimum((60 / (microseconds_per_beat / 1e6)).astype(np.int64), MAX_BPM)
 
 
+_NN, _DD, _MI = vocab.PARAM_SIZES["nn"], vocab.PARAM_SIZES["dd"], vocab.PARAM_SIZES["mi"]
 _VALIDITY = (
     ("invalid_tempo", TEMPO, lambda first, second: first == 0),
-    ("invalid_time_signature", TIME_SIG, lambda first, second: (first < 1) | (first > 16) | (second < 1) | (second > 4)),
-    ("invalid_key_signature", KEY_SIG, lambda first, second: (first < -7) | (first > 7) | (second < 0) | (second > 1)),
+    ("invalid_time_signature", TIME_SIG, lambda first, second: (first < 1) | (first > _NN) | (second < 1) | (second > _DD)),
+    ("invalid_key_signature", KEY_SIG, lambda first, second: (first < -SF_OFFSET) | (first > SF_OFFSET) | (second < 0) | (second >= _MI)),
 )
 """The reference's checks of meta events before anything else: (reason, kind, invalid rows)."""
 
@@ -45,12 +46,12 @@ def select(events: np.ndarray, options: TokenizerOptions, batch: Batch) -> tuple
     if not events.shape[1]:
         return events, np.zeros((2, 0), np.int64)
     kind, file = events[KIND], events[FILE]
-    present = np.bincount(kind, minlength=6)
+    present = np.bincount(kind, minlength=len(vocab.EVENT_NAMES))
     keep = events[TRACK] < MAX_TRACKS
     if not keep.all():
         batch.drop("track_limit", file[~keep])
     first, second = events[PARAM0], events[PARAM1]
-    if present[:3].any():
+    if present[: CONTROL + 1].any():  # kinds with a channel
         channel = first[kind <= CONTROL]
         if channel.min() < 0 or channel.max() >= CHANNELS:
             invalid = keep & (kind <= CONTROL) & ((first < 0) | (first >= CHANNELS))
@@ -75,10 +76,10 @@ def select(events: np.ndarray, options: TokenizerOptions, batch: Batch) -> tuple
         events[PARAM0, tempo] = tempo_to_bpm(events[PARAM0, tempo])
     if present[TIME_SIG]:
         time_sig = (kind == TIME_SIG).nonzero()[0]
-        events[PARAM0:PARAM2, time_sig] -= 1
+        events[PARAM0:PARAM2, time_sig] -= np.array([[vocab.NN_OFFSET], [vocab.DD_OFFSET]])
         events[PARAM2:POSITION, time_sig] = 0
     if present[KEY_SIG]:
-        events[PARAM0, kind == KEY_SIG] += NO_KEY_SF
+        events[PARAM0, kind == KEY_SIG] += SF_OFFSET
 
     keep = _repeat_filter(events, present, options, batch)
     if keep is not None:
