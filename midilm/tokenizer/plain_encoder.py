@@ -11,18 +11,20 @@ the tokens mean; use the fast one for work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from midilm import vocab
+from midilm.tokenizer.encoder.emit import SORT_ORDER
 from midilm.tokenizer.encoder.keys import detect_key, key_to_sf
 from midilm.tokenizer.encoder.table import check_score
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.report import TokenizeReport
 from midilm.tokenizer.score import MidiScore
 
-SORT_RANK = {"time_signature": 0, "key_signature": 1, "set_tempo": 2, "patch_change": 3, "control_change": 4, "note": 5}
+SORT_RANK = {name: rank for rank, name in enumerate(SORT_ORDER)}
 """Order of event types at the same time and track."""
 KEY_FIELDS = {"note": ("channel", "pitch"), "patch_change": ("channel",), "control_change": ("channel", "controller")}
 """Parameters that, with the type, time and track, make two events "the same" (other types: none)."""
@@ -108,6 +110,65 @@ def plain_encode(score: MidiScore, options: TokenizerOptions, report: TokenizeRe
     return emit(event_list, empty, options, report)
 
 
+def token_values(name: str, fields: list, steps: Callable[[int], int]) -> dict[str, int] | str:
+    """An event's parameters after time1, time2 and track as token values, or
+    the reason the reference refuses it: a channel outside 0..15, a tempo of
+    0, a time or key signature the vocabulary cannot hold."""
+    if name == "note":
+        duration, channel, pitch, velocity = fields
+        values = {"channel": channel, "pitch": pitch, "velocity": velocity, "duration": max(1, steps(duration))}
+    elif name == "patch_change":
+        values = dict(zip(("channel", "patch"), fields, strict=True))
+    elif name == "control_change":
+        values = dict(zip(("channel", "controller", "value"), fields, strict=True))
+    elif name == "set_tempo":
+        if fields[0] == 0:
+            return "invalid_tempo"
+        values = {"bpm": min(int(60 / (fields[0] / 1e6)), vocab.PARAM_SIZES["bpm"] - 1)}
+    elif name == "time_signature":
+        numerator, denominator_exponent = fields[:2]
+        if not (1 <= numerator <= vocab.PARAM_SIZES["nn"] and 1 <= denominator_exponent <= vocab.PARAM_SIZES["dd"]):
+            return "invalid_time_signature"
+        values = {"nn": numerator - vocab.NN_OFFSET, "dd": denominator_exponent - vocab.DD_OFFSET}
+    else:
+        sharps_flats, minor = fields
+        if not (-vocab.SF_OFFSET <= sharps_flats <= vocab.SF_OFFSET and 0 <= minor < vocab.PARAM_SIZES["mi"]):
+            return "invalid_key_signature"
+        values = {"sf": sharps_flats + vocab.SF_OFFSET, "mi": minor}
+    if "channel" in values and not 0 <= values["channel"] < vocab.CHANNELS:
+        return "invalid_channel"
+    return values
+
+
+class RepeatFilters:
+    """One track's filters: a program equal to the channel's last one, a
+    control value within ``cc_eps`` of the last kept one, a tempo within
+    ``tempo_eps`` bpm of the last kept one (both starting from 0)."""
+
+    def __init__(self, options: TokenizerOptions) -> None:
+        self.options = options
+        self.program: dict[int, int] = {}
+        self.control: dict[tuple[int, int], int] = {}
+        self.bpm = 0
+
+    def drop_reason(self, name: str, values: dict[str, int]) -> str | None:
+        """Why the event is filtered out, or None (then it is the new last value)."""
+        if name == "patch_change":
+            if self.program.get(values["channel"]) == values["patch"]:
+                return "repeated_patch"
+            self.program[values["channel"]] = values["patch"]
+        elif name == "control_change":
+            key = (values["channel"], values["controller"])
+            if abs(self.control.get(key, 0) - values["value"]) < self.options.cc_eps:
+                return "cc_within_eps"
+            self.control[key] = values["value"]
+        elif name == "set_tempo":
+            if abs(self.bpm - values["bpm"]) < self.options.tempo_eps:
+                return "tempo_within_eps"
+            self.bpm = values["bpm"]
+        return None
+
+
 def read_tracks(
     tracks: list[list], ticks_per_beat: float, options: TokenizerOptions, channels: Channels, report: TokenizeReport
 ) -> tuple[dict[tuple, Event], list[Event]]:
@@ -122,18 +183,15 @@ def read_tracks(
     key_signatures: list[Event] = []
     for track_index, track in enumerate(tracks):
         channels.track_channels[track_index] = []
-        last_program: dict[int, int] = {}
-        last_value: dict[tuple[int, int], int] = {}
-        last_bpm = 0
+        filters = RepeatFilters(options)
         last_note: dict[tuple[int, int], Event] = {}
         for name, tick, *fields in track:
-            channel = fields[1] if name == "note" else fields[0] if name in vocab.CHANNEL_EVENTS else None
-            if channel is not None and not 0 <= channel < vocab.CHANNELS:
-                report.drop("invalid_channel")
+            values = token_values(name, fields, steps)
+            if isinstance(values, str):
+                report.drop(values)
                 continue
-            if name == "note":
-                duration, _, pitch, velocity = fields
-                values = {"channel": channel, "pitch": pitch, "velocity": velocity, "duration": max(1, steps(duration))}
+            if name == "note":  # these count even if the note is dropped later
+                channel, pitch = values["channel"], values["pitch"]
                 channels.note_tracks.setdefault(channel, [])
                 if track_index not in channels.note_tracks[channel]:
                     channels.note_tracks[channel].append(track_index)
@@ -142,44 +200,12 @@ def read_tracks(
                     channels.track_channels[track_index].append(channel)
                 if channel != vocab.DRUM_CHANNEL:
                     channels.pitch_classes[pitch % 12] += 1
-            elif name == "patch_change":
-                program = fields[1]
-                if last_program.get(channel) == program:
-                    report.drop("repeated_patch")
-                    continue
-                last_program[channel] = program
-                if channel not in channels.with_patch:
-                    channels.with_patch.append(channel)
-                values = {"channel": channel, "patch": program}
-            elif name == "control_change":
-                controller, value = fields[1:]
-                if abs(last_value.get((channel, controller), 0) - value) < options.cc_eps:
-                    report.drop("cc_within_eps")
-                    continue
-                last_value[channel, controller] = value
-                values = {"channel": channel, "controller": controller, "value": value}
-            elif name == "set_tempo":
-                if fields[0] == 0:
-                    report.drop("invalid_tempo")
-                    continue
-                bpm = min(int(60 / (fields[0] / 1e6)), vocab.PARAM_SIZES["bpm"] - 1)
-                if abs(last_bpm - bpm) < options.tempo_eps:
-                    report.drop("tempo_within_eps")
-                    continue
-                last_bpm = bpm
-                values = {"bpm": bpm}
-            elif name == "time_signature":
-                numerator, denominator_exponent = fields[:2]
-                if not (1 <= numerator <= vocab.PARAM_SIZES["nn"] and 1 <= denominator_exponent <= vocab.PARAM_SIZES["dd"]):
-                    report.drop("invalid_time_signature")
-                    continue
-                values = {"nn": numerator - vocab.NN_OFFSET, "dd": denominator_exponent - vocab.DD_OFFSET}
-            else:
-                sharps_flats, minor = fields
-                if not (-vocab.SF_OFFSET <= sharps_flats <= vocab.SF_OFFSET and 0 <= minor < vocab.PARAM_SIZES["mi"]):
-                    report.drop("invalid_key_signature")
-                    continue
-                values = {"sf": sharps_flats + vocab.SF_OFFSET, "mi": minor}
+            reason = filters.drop_reason(name, values)
+            if reason:
+                report.drop(reason)
+                continue
+            if name == "patch_change" and values["channel"] not in channels.with_patch:
+                channels.with_patch.append(values["channel"])
             event = Event(name, steps(tick), track_index, values)
             if name == "key_signature":
                 key_signatures.append(event)

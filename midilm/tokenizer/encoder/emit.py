@@ -16,17 +16,12 @@ from midilm.vocab import CHANNELS, MAX_TRACKS, STEPS_PER_BEAT
 
 STEP_BITS = STEPS_PER_BEAT.bit_length() - 1
 """beat = time >> STEP_BITS, step = time & (STEPS_PER_BEAT - 1)."""
-
-
 MAX_TIME1 = vocab.PARAM_SIZES["time1"]
-
-
 MAX_DURATION = vocab.PARAM_SIZES["duration"]
 
-
-_SORT_RANK = np.array([5, 3, 4, 2, 0, 1], np.int64)
-"""Rank of each kind (note, patch, control, tempo, time sig, key sig) among events at the same time and track."""
-
+SORT_ORDER = ("time_signature", "key_signature", "set_tempo", "patch_change", "control_change", "note")
+"""The order of event types at the same time and track (the reference's)."""
+_SORT_RANK = np.array([SORT_ORDER.index(name) for name in vocab.EVENT_NAMES], np.int64)
 
 _PARAM_NAMES = [vocab.EVENT_PARAMS[name][vocab.CHANNEL_SLOT - 1 :] for name in vocab.EVENT_NAMES]
 """Each kind's parameters after time1, time2 and track: the working table's PARAM0..PARAM3."""

@@ -16,6 +16,7 @@ from midilm.tokenizer.score import CONTROL, KEY_SIG, KIND, NOTE, PARAM0, PARAM1,
 from midilm.vocab import CHANNELS, MAX_TRACKS, SF_OFFSET, STEPS_PER_BEAT
 
 MAX_BPM = vocab.PARAM_SIZES["bpm"] - 1
+"""Faster tempos are clamped to this bpm (the reference's rule)."""
 
 
 def quantize(ticks: np.ndarray, ticks_per_beat: float | np.ndarray) -> np.ndarray:

@@ -24,22 +24,13 @@ from midilm.tokenizer.score import KEY_SIG, KIND, N_COLUMNS, NOTE, TICK, TRACK, 
 
 TIME = TICK
 """The time field: ticks in a score, 1/16 steps in the working table."""
-
-
 POSITION = 7
-
-
 FILE = 8
-
-
 WIDTH = 9
-"""Fields of the working table (its rows)."""
-
+"""Fields of the working table (its rows): the score table's, then these two."""
 
 MAX_TICKS = 1 << 48
 """Larger times would lose exactness in float64 (the reference's arithmetic)."""
-
-
 TRACK_BITS = 12
 """``FILE << TRACK_BITS | TRACK`` names a track across the batch (renumbered tracks stay below 16 * 128)."""
 
