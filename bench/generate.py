@@ -14,23 +14,19 @@ hits all of them alike.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
 
-sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's tokenize module
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from midilm import vocab  # noqa: E402
-from midilm.model import build_model, count_parameters, preset_config  # noqa: E402
-from midilm.sample import SamplingConfig, sample_events  # noqa: E402
-from midilm.tokenizer import tokenize  # noqa: E402
+from midilm import vocab
+from midilm.model import build_model, count_parameters, preset_config
+from midilm.sample import SamplingConfig, sample_events
+from midilm.tokenizer import tokenize
 
 PROMPT_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "golden" / "bach_bwv1.6.mid"
 

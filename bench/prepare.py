@@ -10,20 +10,15 @@ apart) and on any folders given. Each measurement prepares into a fresh temporar
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
+import tempfile
+import time
+from pathlib import Path
 
-if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's tokenize module
-
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from midilm.data import PrepareOptions, discover, prepare  # noqa: E402
-from midilm.data.corpus import CORPORA, DEFAULT_CORPUS, build_corpus  # noqa: E402
-from midilm.data.workers import default_workers  # noqa: E402
+from midilm.data import PrepareOptions, discover, prepare
+from midilm.data.corpus import CORPORA, DEFAULT_CORPUS, build_corpus
+from midilm.data.workers import default_workers
 
 
 def measure(name: str, files: list, worker_counts: list[int]) -> None:

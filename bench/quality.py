@@ -13,22 +13,18 @@ validation nats per event against training minutes are drawn.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import math
+from pathlib import Path
 
-sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's tokenize module
+import torch
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import torch  # noqa: E402
-
-from midilm.data import TokenStore  # noqa: E402
-from midilm.evaluate.likelihood import likelihood  # noqa: E402
-from midilm.model import count_parameters, preset_config  # noqa: E402
-from midilm.train import TrainConfig, load_for_inference, resume_run, start_run  # noqa: E402
-from midilm.train.runlog import MetricsLog  # noqa: E402
+from midilm.data import TokenStore
+from midilm.evaluate.likelihood import likelihood
+from midilm.model import count_parameters, preset_config
+from midilm.train import TrainConfig, load_for_inference, resume_run, start_run
+from midilm.train.runlog import MetricsLog
 
 
 def per_arch(text: str) -> dict[str, int]:

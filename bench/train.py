@@ -15,22 +15,18 @@ tokens/s compare across architectures.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import contextlib
+import json
+import statistics
+import time
 
-sys.path.pop(0)  # this folder's tokenize.py would shadow the standard library's tokenize module
+import numpy as np
+import torch
+import torch.nn.functional as F
 
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from midilm import vocab  # noqa: E402
-from midilm.model import build_model, count_parameters, flops_per_token, preset_config  # noqa: E402
+from midilm import vocab
+from midilm.model import build_model, count_parameters, flops_per_token, preset_config
 
 
 def random_events(rng: np.random.Generator, n_events: int) -> np.ndarray:

@@ -15,6 +15,8 @@ _LAZY: dict[str, str] = {
     # name -> module that defines it, in data-flow order
     "TokenizerOptions": "midilm.tokenizer",
     "tokenize": "midilm.tokenizer",
+    "tokenize_many": "midilm.tokenizer",
+    "load_tokens": "midilm.tokenizer",
     "detokenize": "midilm.tokenizer",
     "tokens_to_midi": "midilm.tokenizer",
     "augment": "midilm.tokenizer",

@@ -2,9 +2,10 @@
 
 Rendering, music statistics and generation limits all need "which note sounds
 when", not tokens. This module reads that from the decoded score (the
-reference's list form, via :func:`midilm.tokenizer.detokenize`), so there is one
-token parser in the package, and keeps it in flat numpy arrays so statistics
-over thousands of pieces stay vectorised.
+reference's list form, via :func:`midilm.tokenizer.detokenize`, which reads
+tokens with the package's one event parser), converts time with the one tempo
+map (:class:`~midilm.tokenizer.tempo.TempoMap`, re-exported here), and keeps
+it in flat numpy arrays so statistics over thousands of pieces stay vectorised.
 """
 
 from __future__ import annotations
@@ -16,12 +17,8 @@ from typing import Any
 import numpy as np
 
 from midilm.errors import TokenError
-
-DRUM_CHANNEL = 9
-"""MIDI channel 10 (0-based 9): General MIDI's percussion channel."""
-
-DEFAULT_US_PER_BEAT = 500_000
-"""MIDI's tempo before the first set_tempo event: 120 beats per minute."""
+from midilm.tokenizer.tempo import TempoMap
+from midilm.vocab import DRUM_CHANNEL
 
 NOTE_DTYPE = np.dtype(
     [
@@ -42,44 +39,6 @@ NOTE_DTYPE = np.dtype(
 
 Score = Sequence[Any]
 """The reference's score list: ``[ticks_per_beat, track0, track1, ...]``."""
-
-
-@dataclass(frozen=True)
-class TempoMap:
-    """Piecewise-constant tempo: change ``k`` starts at ``ticks[k]`` (the first
-    at tick 0) and lasts until the next; ``seconds[k]`` is when it starts."""
-
-    ticks_per_beat: int
-    ticks: np.ndarray
-    us_per_beat: np.ndarray
-    seconds: np.ndarray
-
-    @classmethod
-    def from_changes(cls, ticks_per_beat: int, changes: list[tuple[int, int]]) -> TempoMap:
-        """Build from ``(tick, microseconds per beat)`` pairs in any order; of
-        several changes at one tick the last listed wins, as in a MIDI player."""
-        if ticks_per_beat <= 0:
-            raise TokenError(f"score: ticks per beat must be positive (got {ticks_per_beat})")
-        by_tick: dict[int, int] = {0: DEFAULT_US_PER_BEAT}
-        for tick, us_per_beat in sorted(changes, key=lambda change: change[0]):
-            if us_per_beat <= 0:
-                raise TokenError(f"score: set_tempo at tick {tick} has a non-positive tempo ({us_per_beat} us per beat)")
-            by_tick[int(tick)] = int(us_per_beat)
-        ticks = np.fromiter(by_tick, dtype=np.int64)
-        us = np.fromiter(by_tick.values(), dtype=np.float64)
-        span_seconds = np.diff(ticks) * us[:-1] / 1e6 / ticks_per_beat
-        seconds = np.concatenate([[0.0], np.cumsum(span_seconds)])
-        return cls(ticks_per_beat, ticks, us, seconds)
-
-    def to_seconds(self, ticks: np.ndarray) -> np.ndarray:
-        """Seconds from the start of the piece at each tick."""
-        ticks = np.asarray(ticks, dtype=np.int64)
-        k = np.searchsorted(self.ticks, ticks, side="right") - 1
-        return self.seconds[k] + (ticks - self.ticks[k]) * self.us_per_beat[k] / 1e6 / self.ticks_per_beat
-
-    def bpm(self) -> np.ndarray:
-        """Beats per minute of each tempo segment."""
-        return 60e6 / self.us_per_beat
 
 
 @dataclass(frozen=True)

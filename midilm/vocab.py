@@ -79,9 +79,41 @@ metrics report accuracy per slot under these names."""
 FIRST_EVENT_ID: int = min(EVENT_ID.values())
 LAST_EVENT_ID: int = max(EVENT_ID.values())
 
+PARAM_SLOT: dict[str, int] = {param: slot for params in EVENT_PARAMS.values() for slot, param in enumerate(params, start=1)}
+"""Slot (column of a row) of each parameter: a parameter sits in the same slot in every event that has it."""
+EVENT_SLOT: int = 0
+TIME1_SLOT: int = PARAM_SLOT["time1"]
+TIME2_SLOT: int = PARAM_SLOT["time2"]
+TRACK_SLOT: int = PARAM_SLOT["track"]
+CHANNEL_SLOT: int = PARAM_SLOT["channel"]
+CHANNEL_EVENTS: tuple[str, ...] = tuple(name for name, params in EVENT_PARAMS.items() if "channel" in params)
+"""Events that carry a MIDI channel (note, patch_change, control_change)."""
+
+STEPS_PER_BEAT: int = PARAM_SIZES["time2"]
+"""Time resolution of the tokens: ``time2`` counts 1/16 beats, durations too."""
+MAX_TRACKS: int = PARAM_SIZES["track"]
+CHANNELS: int = PARAM_SIZES["channel"]
+"""MIDI's 16 channels."""
+DRUM_CHANNEL: int = 9
+"""MIDI channel 10 (0-based 9): General MIDI's percussion channel."""
+DEFAULT_BPM: int = 120
+"""MIDI's tempo before the first set_tempo event."""
+SF_OFFSET: int = 7
+"""``sf`` token value = sharps (+) or flats (-) + 7."""
+NO_KEY_SF: int = SF_OFFSET
+"""Token value of sf = 0 (C major / A minor), which the reference treats as "no key known"."""
+NN_OFFSET: int = 1
+"""``nn`` token value = time-signature numerator - 1."""
+DD_OFFSET: int = 1
+"""``dd`` token value = time-signature denominator exponent - 1 (dd 1 is /4)."""
+
 assert VOCAB_SIZE == 3406, VOCAB_SIZE
 assert max(EVENT_LENGTH.values()) == EVENT_LEN
 assert (PAD, BOS, EOS) == (0, 1, 2)
+assert all(params.index(p) + 1 == PARAM_SLOT[p] for params in EVENT_PARAMS.values() for p in params), "one slot per parameter"
+assert (TIME1_SLOT, TIME2_SLOT, TRACK_SLOT, CHANNEL_SLOT) == (1, 2, 3, 4)
+assert 1 << (STEPS_PER_BEAT.bit_length() - 1) == STEPS_PER_BEAT, "steps per beat is a power of two"
+assert PARAM_SIZES["sf"] == 2 * SF_OFFSET + 1
 
 
 def param_range(param: str) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Every benchmark script starts (their own folder holds a tokenize.py that must not shadow the standard library's)."""
+"""Every benchmark script starts."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from midilm.cli.detokenize import load_tokens
-    from midilm.tokenizer import check_quality, summarize, tokenize
+    from midilm.tokenizer import check_quality, load_tokens, summarize, tokenize
+    from midilm.tokenizer.quality import format_quality
 
     report = None
     if args.input.lower().endswith(".npy"):
@@ -52,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
     print(summary.format())
     if report is not None:
         print(report.format())
-    print(f"quality: {'ok' if ok else 'fails ' + ', '.join(reasons)}")
+    print(format_quality(ok, reasons))
     return 0

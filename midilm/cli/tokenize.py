@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from midilm.config import add_dataclass_arguments, apply_arguments
+from midilm.tokenizer.api import MAX_FILE_BYTES
 from midilm.tokenizer.options import TokenizerOptions
 
 HELP = """Tokenize MIDI files into v2 token arrays [n_events, 8] (uint16 .npy).
@@ -14,7 +15,9 @@ HELP = """Tokenize MIDI files into v2 token arrays [n_events, 8] (uint16 .npy).
 With one input file and an --out ending in .npy, that file is written. Otherwise --out is a folder:
 an input file X.mid becomes OUT/X.npy, and an input folder is searched recursively for .mid/.midi
 files (any letter case) whose layout is mirrored under OUT (a/x.mid becomes OUT/a/x.npy).
-A file that cannot be read is reported on stderr and skipped; the exit code is then 1.
+A file that cannot be read (not MIDI, damaged, over the size limit, too large for the memory) is
+reported on stderr and skipped, and the exit code is then 1; a file with no notes is written and named
+on stderr, since such a file is rarely what was meant.
 
 examples:
   midilm tokenize song.mid --out song.npy
@@ -29,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="MIDI files and folders")
     parser.add_argument("--out", required=True, metavar="OUT", help="output .npy file (one input file) or folder")
     parser.add_argument("--verbose", action="store_true", help="print what tokenization dropped and noticed in each file")
+    parser.add_argument(
+        "--max-mb",
+        type=float,
+        default=MAX_FILE_BYTES / 2**20,
+        metavar="MB",
+        help="refuse MIDI files larger than this many MiB (default: %(default)g)",
+    )
     add_dataclass_arguments(parser.add_argument_group("tokenizer options"), TokenizerOptions)
 
 
@@ -61,15 +71,17 @@ def plan(inputs: list[str], out: str) -> list[tuple[Path, Path]]:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from midilm import vocab
     from midilm.errors import MidiFileError
     from midilm.tokenizer import tokenize_many
 
     options = apply_arguments(TokenizerOptions(), args)
     pairs = plan(args.inputs, args.out)
     written: dict[Path, Path] = {}
-    failed = events = 0
+    failed = events = without_notes = 0
     # files are tokenized in batches (small files share numpy's fixed costs); each result stays per file
-    for (source, target), result in zip(pairs, tokenize_many([source for source, _ in pairs], options), strict=True):
+    results = tokenize_many([source for source, _ in pairs], options, max_bytes=int(args.max_mb * 2**20))
+    for (source, target), result in zip(pairs, results, strict=True):
         if target in written:
             print(f"midilm tokenize: {source}: skipped, its output {target} is already written for {written[target]}", file=sys.stderr)
             failed += 1
@@ -82,7 +94,12 @@ def run(args: argparse.Namespace) -> int:
         np.save(target, result.tokens)
         written[target] = source
         events += result.report.output_events
+        if not (result.tokens[:, vocab.EVENT_SLOT] == vocab.EVENT_ID["note"]).any():
+            without_notes += 1
+            print(f"midilm tokenize: {source}: no notes (written with its {result.report.output_events} other events)", file=sys.stderr)
         if args.verbose:
             print(result.report.format(), file=sys.stderr)
-    print(f"tokenized {len(written)} files ({events} events) into {args.out}" + (f"; {failed} failed" if failed else ""), file=sys.stderr)
+    notes_word = f", {without_notes} without notes" if without_notes else ""
+    failed_word = f"; {failed} failed" if failed else ""
+    print(f"tokenized {len(written)} files ({events} events{notes_word}) into {args.out}{failed_word}", file=sys.stderr)
     return 1 if failed else 0

@@ -16,7 +16,7 @@ from midilm import vocab
 from midilm.errors import ConfigError
 from midilm.sample.config import Controls
 
-DRUM_CHANNEL = 9
+DRUM_CHANNEL = vocab.DRUM_CHANNEL
 DRUM_KITS: dict[str, int] = {
     # General MIDI 2 drum-kit programs (played on channel 10)
     "standard": 0,

@@ -6,7 +6,7 @@ vocabulary itself lives in :mod:`midilm.vocab`. ``docs/tokenizer.md`` is the
 user guide.
 """
 
-from midilm.tokenizer.api import Tokenized, read_score, read_scores, tokenize, tokenize_many, tokenize_score
+from midilm.tokenizer.api import MAX_FILE_BYTES, Tokenized, read_score, read_scores, tokenize, tokenize_many, tokenize_score
 from midilm.tokenizer.augment import AugmentMaxima, AugmentShifts, augment
 from midilm.tokenizer.decode import TICKS_PER_BEAT, detokenize, score_to_midi, tokens_to_midi
 from midilm.tokenizer.grammar import check_tokens, invalid_rows
@@ -15,10 +15,12 @@ from midilm.tokenizer.quality import QualityThresholds, check_quality
 from midilm.tokenizer.report import ADD_REASONS, DROP_REASONS, TokenizeReport
 from midilm.tokenizer.score import MidiScore
 from midilm.tokenizer.summary import TokenSummary, summarize
+from midilm.tokenizer.token_file import load_tokens
 
 __all__ = [
     "ADD_REASONS",
     "DROP_REASONS",
+    "MAX_FILE_BYTES",
     "TICKS_PER_BEAT",
     "TOKENIZER_VERSION",
     "AugmentMaxima",
@@ -34,6 +36,7 @@ __all__ = [
     "check_tokens",
     "detokenize",
     "invalid_rows",
+    "load_tokens",
     "read_score",
     "read_scores",
     "score_to_midi",

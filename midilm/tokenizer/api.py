@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +11,18 @@ from pathlib import Path
 import numpy as np
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer.encode import encode, encode_batch
+from midilm.tokenizer.encoder import encode, encode_batch
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.reader import read_midi, read_midis
 from midilm.tokenizer.report import TokenizeReport
 from midilm.tokenizer.score import MidiScore, score_from_list
 
 Source = str | os.PathLike | bytes
+
+MAX_FILE_BYTES = 16 << 20
+"""Default size limit of a MIDI file: 16 MiB (real pieces take a few MB at most). Tokenizing takes up
+to 60 times a file's size in memory (files of notes only; ``bench/tokenizer_memory.py``), so a larger
+file is refused before it is read; ``max_bytes`` (``--max-mb`` on the command line) raises the limit."""
 
 MAX_BATCH_FILES = 256
 """Files :func:`tokenize_many` reads and encodes together at most (per-file tables grow with it)."""
@@ -34,44 +40,62 @@ class Tokenized:
     report: TokenizeReport
 
 
-def read_bytes(source: Source) -> tuple[bytes, str | None]:
-    """The bytes of a MIDI source and the name errors should give it."""
+def read_bytes(source: Source, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, str | None]:
+    """The bytes of a MIDI source and the name errors should give it. Only
+    regular files are read (a FIFO would wait forever, a device never end),
+    and only up to ``max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
+        _check_size(len(source), max_bytes, None)
         return bytes(source), None
     path = Path(source)
     try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise MidiFileError(path, "not a regular file (a folder, FIFO or device): not read")
+        _check_size(status.st_size, max_bytes, path)
         return path.read_bytes(), str(path)
     except OSError as exc:
         raise MidiFileError(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
-def read_score(source: Source) -> MidiScore:
+def _check_size(size: int, max_bytes: int, source: Path | None) -> None:
+    if size > max_bytes:
+        raise MidiFileError(
+            source,
+            f"{size:,} bytes, over the size limit of {max_bytes:,} bytes ({max_bytes / 2**20:.3g} MiB; max_bytes, or --max-mb, raises it)",
+        )
+
+
+def read_score(source: Source, *, max_bytes: int = MAX_FILE_BYTES) -> MidiScore:
     """Parse a MIDI file into a :class:`MidiScore` (``.to_list()`` gives the reference's list form)."""
-    data, name = read_bytes(source)
+    data, name = read_bytes(source, max_bytes)
     return read_midi(data, name)
 
 
-def read_scores(sources: Iterable[Source]) -> Iterator[MidiScore | MidiFileError]:
+def read_scores(sources: Iterable[Source], *, max_bytes: int = MAX_FILE_BYTES) -> Iterator[MidiScore | MidiFileError]:
     """Parse many MIDI files, in batches like :func:`tokenize_many`: for each
     source, in order, its :class:`MidiScore` or the error :func:`read_score`
     would raise."""
-    for batch in _batches(sources):
+    for batch in _batches(sources, max_bytes):
         yield from _read_batch(batch)
 
 
-def tokenize(source: Source, options: TokenizerOptions | None = None) -> Tokenized:
+def tokenize(source: Source, options: TokenizerOptions | None = None, *, max_bytes: int = MAX_FILE_BYTES) -> Tokenized:
     """Tokenize a MIDI file, given as a path or as its bytes.
 
     Raises :class:`~midilm.errors.MidiFileError` (naming the file and the
-    reason) for data that is not a readable MIDI file.
+    reason) for data that is not a readable MIDI file, a file over
+    ``max_bytes``, or one there is not enough memory for.
     """
-    (result,) = _tokenize_batch([read_bytes(source)], options or TokenizerOptions())
+    (result,) = _tokenize_batch([read_bytes(source, max_bytes)], options or TokenizerOptions())
     if isinstance(result, MidiFileError):
         raise result
     return result
 
 
-def tokenize_many(sources: Iterable[Source], options: TokenizerOptions | None = None) -> Iterator[Tokenized | MidiFileError]:
+def tokenize_many(
+    sources: Iterable[Source], options: TokenizerOptions | None = None, *, max_bytes: int = MAX_FILE_BYTES
+) -> Iterator[Tokenized | MidiFileError]:
     """Tokenize many MIDI files (paths or bytes): for each source, in order,
     its :class:`Tokenized`, or the :class:`~midilm.errors.MidiFileError` that
     :func:`tokenize` would raise for it (returned, not raised, so that one bad
@@ -83,7 +107,7 @@ def tokenize_many(sources: Iterable[Source], options: TokenizerOptions | None = 
     files or about ``MAX_BATCH_BYTES`` bytes, so memory stays bounded.
     """
     options = options or TokenizerOptions()
-    for batch in _batches(sources):
+    for batch in _batches(sources, max_bytes):
         yield from _tokenize_batch(batch, options)
 
 
@@ -91,13 +115,13 @@ Item = tuple[bytes, str | None] | MidiFileError
 """A source's bytes and name, or why it could not be read."""
 
 
-def _batches(sources: Iterable[Source]) -> Iterator[list[Item]]:
+def _batches(sources: Iterable[Source], max_bytes: int) -> Iterator[list[Item]]:
     """The sources read, in batches of at most ``MAX_BATCH_FILES`` files or about ``MAX_BATCH_BYTES`` bytes."""
     batch: list[Item] = []
     size = 0
     for source in sources:
         try:
-            item: Item = read_bytes(source)
+            item: Item = read_bytes(source, max_bytes)
         except MidiFileError as error:
             item = error
         batch.append(item)
@@ -117,7 +141,20 @@ def _read_batch(items: list[Item]) -> list[MidiScore | MidiFileError]:
 
 
 def _tokenize_batch(items: list[Item], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
-    """Read and encode a batch."""
+    """Read and encode a batch; when memory runs out, each file alone, and a
+    file that does not fit alone becomes an error, so that the others go on."""
+    try:
+        return _read_and_encode(items, options)
+    except MemoryError:
+        if len(items) > 1:
+            return [result for item in items for result in _tokenize_batch([item], options)]
+        if isinstance(items[0], MidiFileError):
+            return [items[0]]
+        data, name = items[0]
+        return [MidiFileError(name, f"not enough memory to tokenize it ({len(data) / 2**20:.1f} MiB)")]
+
+
+def _read_and_encode(items: list[Item], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
     results: list = _read_batch(items)
     parsed = [i for i, score in enumerate(results) if not isinstance(score, MidiFileError)]
     reports = [TokenizeReport(source=items[i][1]) for i in parsed]  # type: ignore[index]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from midilm import vocab
-from midilm.tokenizer.encode import DRUM_CHANNEL, NO_KEY_SF, key_to_sf
+from midilm.tokenizer.encoder.keys import key_to_sf
 from midilm.tokenizer.grammar import check_shape
 
 SHIFTED_CONTROLLERS = (1, 2, 7, 11)
@@ -61,10 +61,6 @@ class AugmentMaxima:
         )
 
 
-def _slot(name: str, param: str) -> int:
-    return 1 + vocab.EVENT_PARAMS[name].index(param)
-
-
 def augment(
     tokens: np.ndarray,
     shifts: AugmentShifts | None = None,
@@ -84,57 +80,56 @@ def augment(
     out = rows.copy()
     first = rows[:, 0]
     is_event = (first >= vocab.FIRST_EVENT_ID) & (first <= vocab.LAST_EVENT_ID)
-    track_slot = 3
-    channel_slot = 4
+    track_slot, channel_slot = vocab.TRACK_SLOT, vocab.CHANNEL_SLOT
     track_offset, channel_offset = vocab.PARAM_OFFSET["track"], vocab.PARAM_OFFSET["channel"]
     out[is_event, track_slot] = track_offset + (rows[is_event, track_slot] - track_offset + shifts.track) % vocab.PARAM_SIZES["track"]
 
-    has_channel = np.isin(first, [vocab.EVENT_ID[n] for n, p in vocab.EVENT_PARAMS.items() if "channel" in p])
+    has_channel = np.isin(first, [vocab.EVENT_ID[n] for n in vocab.CHANNEL_EVENTS])
     channel = rows[:, channel_slot] - channel_offset
-    shifted = (channel + shifts.channel) % 16
-    shifted = np.where(
-        channel == DRUM_CHANNEL, DRUM_CHANNEL, np.where(shifted == DRUM_CHANNEL, (DRUM_CHANNEL + shifts.channel) % 16, shifted)
-    )
+    drums = vocab.DRUM_CHANNEL
+    shifted = (channel + shifts.channel) % vocab.CHANNELS
+    shifted = np.where(channel == drums, drums, np.where(shifted == drums, (drums + shifts.channel) % vocab.CHANNELS, shifted))
     out[has_channel, channel_slot] = channel_offset + shifted[has_channel]
 
     note = first == vocab.EVENT_ID["note"]
     pitch_offset = vocab.PARAM_OFFSET["pitch"]
-    pitch = rows[note, _slot("note", "pitch")] - pitch_offset + np.where(channel[note] != DRUM_CHANNEL, shifts.pitch, 0)
+    pitch_slot = vocab.PARAM_SLOT["pitch"]
+    pitch = rows[note, pitch_slot] - pitch_offset + np.where(channel[note] != drums, shifts.pitch, 0)
     if np.any((pitch < 0) | (pitch >= vocab.PARAM_SIZES["pitch"])):
         return rows.astype(np.asarray(tokens).dtype, copy=True)
-    out[note, _slot("note", "pitch")] = pitch + pitch_offset
-    velocity_slot, velocity_offset = _slot("note", "velocity"), vocab.PARAM_OFFSET["velocity"]
+    out[note, pitch_slot] = pitch + pitch_offset
+    velocity_slot, velocity_offset = vocab.PARAM_SLOT["velocity"], vocab.PARAM_OFFSET["velocity"]
     out[note, velocity_slot] = velocity_offset + np.clip(rows[note, velocity_slot] - velocity_offset + shifts.velocity, 1, 127)
 
     control = first == vocab.EVENT_ID["control_change"]
-    controller = rows[:, _slot("control_change", "controller")] - vocab.PARAM_OFFSET["controller"]
+    controller = rows[:, vocab.PARAM_SLOT["controller"]] - vocab.PARAM_OFFSET["controller"]
     moved = control & np.isin(controller, SHIFTED_CONTROLLERS)
-    value_slot, value_offset = _slot("control_change", "value"), vocab.PARAM_OFFSET["value"]
+    value_slot, value_offset = vocab.PARAM_SLOT["value"], vocab.PARAM_OFFSET["value"]
     out[moved, value_slot] = value_offset + np.clip(rows[moved, value_slot] - value_offset + shifts.cc_value, 1, 127)
 
     tempo = first == vocab.EVENT_ID["set_tempo"]
-    bpm_slot, bpm_offset = _slot("set_tempo", "bpm"), vocab.PARAM_OFFSET["bpm"]
+    bpm_slot, bpm_offset = vocab.PARAM_SLOT["bpm"], vocab.PARAM_OFFSET["bpm"]
     out[tempo, bpm_slot] = bpm_offset + np.clip(rows[tempo, bpm_slot] - bpm_offset + shifts.bpm, 1, vocab.PARAM_SIZES["bpm"] - 1)
 
     key = np.flatnonzero(first == vocab.EVENT_ID["key_signature"])
     if len(key):
-        sf_slot, sf_offset = _slot("key_signature", "sf"), vocab.PARAM_OFFSET["sf"]
-        mi_offset = vocab.PARAM_OFFSET["mi"]
+        sf_slot, sf_offset = vocab.PARAM_SLOT["sf"], vocab.PARAM_OFFSET["sf"]
+        mi_slot, mi_offset = vocab.PARAM_SLOT["mi"], vocab.PARAM_OFFSET["mi"]
         drum_only = _drum_only_tracks(rows, note, channel)
         for row in key.tolist():
             if int(out[row, track_slot]) - track_offset in drum_only:
-                out[row, sf_slot] = sf_offset + NO_KEY_SF
+                out[row, sf_slot] = sf_offset + vocab.NO_KEY_SF
                 continue
-            sf = int(rows[row, sf_slot]) - sf_offset - NO_KEY_SF
+            sf = int(rows[row, sf_slot]) - sf_offset - vocab.SF_OFFSET
             root = ((sf * 7) % 12 + shifts.pitch) % 12
-            out[row, sf_slot] = sf_offset + NO_KEY_SF + key_to_sf(root, int(rows[row, sf_slot + 1]) - mi_offset)
+            out[row, sf_slot] = sf_offset + vocab.SF_OFFSET + key_to_sf(root, int(rows[row, mi_slot]) - mi_offset)
     return out.astype(np.asarray(tokens).dtype)
 
 
 def _drum_only_tracks(rows: np.ndarray, note: np.ndarray, channel: np.ndarray) -> set[int]:
     """Tracks (before shifting) whose notes are all on the drum channel."""
-    track = rows[note, 3] - vocab.PARAM_OFFSET["track"]
+    track = rows[note, vocab.TRACK_SLOT] - vocab.PARAM_OFFSET["track"]
     channels: dict[int, set[int]] = {}
     for t, c in zip(track.tolist(), channel[note].tolist(), strict=True):
         channels.setdefault(t, set()).add(c)
-    return {t for t, cs in channels.items() if cs == {DRUM_CHANNEL}}
+    return {t for t, cs in channels.items() if cs == {vocab.DRUM_CHANNEL}}

@@ -6,31 +6,17 @@ import numpy as np
 
 from midilm import vocab
 from midilm.errors import MidiFileError
-from midilm.tokenizer.grammar import check_shape, event_rows
+from midilm.tokenizer.events import EventTable
+from midilm.tokenizer.grammar import check_shape
 from midilm.tokenizer.score import DEFAULT_32NDS_PER_BEAT, DEFAULT_CLOCKS_PER_CLICK
+from midilm.tokenizer.tempo import bpm_to_tempo
 
 TICKS_PER_BEAT = 480
 """Resolution of decoded scores and written MIDI files."""
-TICKS_PER_STEP = TICKS_PER_BEAT // vocab.PARAM_SIZES["time2"]
+TICKS_PER_STEP = TICKS_PER_BEAT // vocab.STEPS_PER_BEAT
 
-_NOTE = vocab.EVENT_ID["note"]
 MAX_TEMPO = 0xFFFFFF
 """Slowest tempo a MIDI file can hold (microseconds per beat, about 3.6 bpm)."""
-
-
-def bpm_to_tempo(bpm: int) -> int:
-    """Microseconds per beat of a bpm token value (0 read as 1), the reference's ``bpm2tempo``."""
-    return int((60 / (bpm or 1)) * 10**6)
-
-
-def _values(rows: np.ndarray) -> np.ndarray:
-    """Parameter values (token id minus its block's first id) of valid event rows, as [n, 7]."""
-    values = np.zeros((len(rows), vocab.EVENT_LEN - 1), np.int64)
-    for name, params in vocab.EVENT_PARAMS.items():
-        of_kind = rows[:, 0] == vocab.EVENT_ID[name]
-        for slot, param in enumerate(params):
-            values[of_kind, slot] = rows[of_kind, slot + 1] - vocab.PARAM_OFFSET[param]
-    return values
 
 
 def detokenize(tokens: np.ndarray) -> list:
@@ -41,45 +27,49 @@ def detokenize(tokens: np.ndarray) -> list:
     is cut where the next note of the same channel and pitch starts, and
     notes cut to nothing are removed.
     """
-    rows = check_shape(tokens)
-    rows = rows[event_rows(rows, check_padding=False)]
-    values = _values(rows)
-    beat = np.cumsum(values[:, 0])
-    tick = (beat * vocab.PARAM_SIZES["time2"] + values[:, 1]) * TICKS_PER_STEP
-    track = values[:, 2]
-    order = np.lexsort((np.arange(len(rows)), tick, track))
-    is_note = rows[:, 0] == _NOTE
-    duration = np.where(is_note, values[:, 6] * TICKS_PER_STEP, 0)
+    events = EventTable.of(tokens)
+    tick = events.step * TICKS_PER_STEP
+    track, channel, pitch = events.column("track"), events.column("channel"), events.column("pitch")
+    order = np.lexsort((np.arange(len(events)), tick, track))
+    is_note = events.is_event("note")
+    duration = np.where(is_note, events.column("duration") * TICKS_PER_STEP, 0)
     notes = order[is_note[order]]
     if len(notes) > 1:
         # within a track, sorted by tick: cut each note at the next one of the same channel and pitch
-        by_key = notes[np.lexsort((np.arange(len(notes)), tick[notes], values[notes, 4], values[notes, 3], track[notes]))]
+        by_key = notes[np.lexsort((np.arange(len(notes)), tick[notes], pitch[notes], channel[notes], track[notes]))]
         same = (
             (track[by_key[1:]] == track[by_key[:-1]])
-            & (values[by_key[1:], 3] == values[by_key[:-1], 3])
-            & (values[by_key[1:], 4] == values[by_key[:-1], 4])
+            & (channel[by_key[1:]] == channel[by_key[:-1]])
+            & (pitch[by_key[1:]] == pitch[by_key[:-1]])
         )
         earlier, later = by_key[:-1][same], by_key[1:][same]
         duration[earlier] = np.minimum(duration[earlier], np.maximum(tick[later] - tick[earlier], 0))
     keep = order[~is_note[order] | (duration[order] > 0)]
 
     tracks: dict[int, list] = {}
-    names = {vocab.EVENT_ID[name]: name for name in vocab.EVENT_NAMES}
+    parameters = events.values[:, vocab.CHANNEL_SLOT :]  # the parameters after time1, time2 and track
     for event_id, event_tick, event_track, event_values, event_duration in zip(
-        rows[keep, 0].tolist(), tick[keep].tolist(), track[keep].tolist(), values[keep, 3:].tolist(), duration[keep].tolist(), strict=True
+        events.event_id[keep].tolist(),
+        tick[keep].tolist(),
+        track[keep].tolist(),
+        parameters[keep].tolist(),
+        duration[keep].tolist(),
+        strict=True,
     ):
-        name = names[event_id]
+        name = vocab.ID_EVENT[event_id]
         if name == "note":
-            channel, pitch, velocity, _ = event_values
-            event = [name, event_tick, event_duration, channel, pitch, velocity]
+            channel_value, pitch_value, velocity, _ = event_values
+            event = [name, event_tick, event_duration, channel_value, pitch_value, velocity]
         elif name in ("patch_change", "control_change"):
             event = [name, event_tick, *event_values[: 2 if name == "patch_change" else 3]]
         elif name == "set_tempo":
             event = [name, event_tick, bpm_to_tempo(event_values[0])]
         elif name == "time_signature":
-            event = [name, event_tick, event_values[0] + 1, event_values[1] + 1, DEFAULT_CLOCKS_PER_CLICK, DEFAULT_32NDS_PER_BEAT]
+            nn, dd = event_values[:2]
+            event = [name, event_tick, nn + vocab.NN_OFFSET, dd + vocab.DD_OFFSET, DEFAULT_CLOCKS_PER_CLICK, DEFAULT_32NDS_PER_BEAT]
         else:
-            event = [name, event_tick, event_values[0] - 7, event_values[1]]
+            sf, mi = event_values[:2]
+            event = [name, event_tick, sf - vocab.SF_OFFSET, mi]
         tracks.setdefault(event_track, []).append(event)
     return [TICKS_PER_BEAT, *(tracks[t] for t in sorted(tracks))]
 

@@ -35,7 +35,8 @@ def _marker_row(marker: int) -> np.ndarray:
 _BOS_ROW, _EOS_ROW = _marker_row(vocab.BOS), _marker_row(vocab.EOS)
 
 
-_USED_SLOTS = np.array([[slot <= len(vocab.EVENT_PARAMS[name]) for slot in range(vocab.EVENT_LEN)] for name in vocab.EVENT_NAMES])
+USED_SLOTS = np.array([[slot <= len(vocab.EVENT_PARAMS[name]) for slot in range(vocab.EVENT_LEN)] for name in vocab.EVENT_NAMES])
+"""[event kind, slot]: whether the event type uses the slot (the event id and its parameters)."""
 
 
 def event_rows(tokens: np.ndarray, check_padding: bool = True) -> np.ndarray:
@@ -49,7 +50,7 @@ def event_rows(tokens: np.ndarray, check_padding: bool = True) -> np.ndarray:
     ranges = _RANGES[kind]
     in_range = (tokens >= ranges[:, :, 0]) & (tokens < ranges[:, :, 1])
     if not check_padding:
-        in_range |= ~_USED_SLOTS[kind]
+        in_range |= ~USED_SLOTS[kind]
     return is_event & in_range.all(axis=1)
 
 

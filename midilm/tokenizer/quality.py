@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from midilm import vocab
-from midilm.tokenizer.decode import _values
-from midilm.tokenizer.encode import DRUM_CHANNEL
-from midilm.tokenizer.grammar import check_shape, event_rows
+from midilm.tokenizer.events import EventTable
 
 
 @dataclass(frozen=True)
@@ -33,52 +31,83 @@ class QualityThresholds:
     note_window_size: int = field(default=16, metadata={"help": "window length in beats for tonality and density"})
 
 
+def describe_reasons(thresholds: QualityThresholds = QualityThresholds()) -> dict[str, str]:
+    """What each reason :func:`check_quality` gives means, with the thresholds in force."""
+    t = thresholds
+    return {
+        "total_min": f"fewer than {t.total_notes_min} notes",
+        "total_max": f"more than {t.total_notes_max} notes",
+        "drum_only": "only drum notes",
+        "alignment": f"less than {t.alignment_min:.0%} of the notes start on the two most used 1/16-beat positions "
+        "(the timing is not on a beat grid, as in a live recording)",
+        "tonality": f"in {t.note_window_size}-beat windows, the 7 most used pitch classes hold less than {t.tonality_min:.0%} "
+        "of the notes on average (no clear key)",
+        "bandwidth": f"notes sounding together span less than {t.notes_bandwidth_min:g} semitones on average (a single melodic line)",
+        "density": f"the densest {t.note_window_size}-beat window has {t.notes_density_min:g} notes per beat or fewer, "
+        f"or {t.notes_density_max:g} or more",
+        "piano": f"more than {t.piano_max:.0%} of the channels stay on program 0 (piano), with more than 3 channels",
+    }
+
+
+def format_quality(ok: bool, reasons: list[str], thresholds: QualityThresholds = QualityThresholds()) -> str:
+    """The verdict in words: ``quality: ok``, or each failed check and what it means.
+    The checks are the reference's filter of training data; failing them does not stop tokenizing or training."""
+    if ok:
+        return "quality: ok"
+    meaning = describe_reasons(thresholds)
+    lines = [f"quality: fails {', '.join(reasons)} (the reference's filter of training data)"]
+    lines += [f"  {reason}: {meaning[reason]}" for reason in reasons]
+    return "\n".join(lines)
+
+
 def check_quality(tokens: np.ndarray, thresholds: QualityThresholds = QualityThresholds()) -> tuple[bool, list[str]]:
     """``(ok, reasons)``: reasons name the failed checks, among ``total_min``,
     ``total_max``, ``drum_only`` (decided first; the others are then skipped),
     ``alignment``, ``tonality``, ``bandwidth``, ``density`` and ``piano``."""
-    rows = check_shape(tokens)
-    rows = rows[event_rows(rows, check_padding=False)]
-    values = _values(rows)
-    beat = np.cumsum(values[:, 0])
-    time = (beat * vocab.PARAM_SIZES["time2"] + values[:, 1]).tolist()
-    beats = beat.tolist()
-    kinds = rows[:, 0].tolist()
+    events = EventTable.of(tokens)
     note_id, patch_id = vocab.EVENT_ID["note"], vocab.EVENT_ID["patch_change"]
 
     total = 0
-    step_hist = [0] * vocab.PARAM_SIZES["time2"]
+    step_hist = [0] * vocab.STEPS_PER_BEAT
     windows: dict[int, list[int]] = {}
     sounding: list[tuple[int, int]] = []
     bandwidths: list[int] = []
     instruments: set[int] = set()  # channels seen with a melodic note or a program change
     piano_channels: set[int] = set()
     channels: set[int] = set()
-    last_time = 0
-    for kind, event_time, event_beat, params in zip(kinds, time, beats, values.tolist(), strict=True):
+    last_step = 0
+    for kind, step, beat, time2, channel, pitch, patch, duration in zip(
+        events.event_id.tolist(),
+        events.step.tolist(),
+        events.beat.tolist(),
+        events.column("time2").tolist(),
+        events.column("channel").tolist(),
+        events.column("pitch").tolist(),
+        events.column("patch").tolist(),
+        events.column("duration").tolist(),
+        strict=True,
+    ):
         if kind == note_id:
-            channel, pitch, duration = params[3], params[4], params[6]
             total += 1
-            step_hist[params[1]] += 1
-            if channel != DRUM_CHANNEL:
+            step_hist[time2] += 1
+            if channel != vocab.DRUM_CHANNEL:
                 if channel not in instruments:
                     instruments.add(channel)
                     piano_channels.add(channel)
-                windows.setdefault(event_beat // thresholds.note_window_size, []).append(pitch)
-            if event_time != last_time:
-                sounding = [(end, p) for end, p in sounding if end > last_time]
+                windows.setdefault(beat // thresholds.note_window_size, []).append(pitch)
+            if step != last_step:
+                sounding = [(end, p) for end, p in sounding if end > last_step]
                 if sounding:
                     pitches = [p for _, p in sounding]
                     bandwidths.append(max(pitches) - min(pitches))
-            sounding.append((event_time + duration - 1, pitch))
+            sounding.append((step + duration - 1, pitch))
             channels.add(channel)
         elif kind == patch_id:
-            channel, program = params[3], params[4]
             instruments.add(channel)
-            if program == 0:
+            if patch == 0:
                 piano_channels.add(channel)
             channels.add(channel)
-        last_time = event_time
+        last_step = step
 
     reasons = []
     if total < thresholds.total_notes_min:

@@ -86,9 +86,9 @@ OTHER = 0x200
 _NO_STATUS, _ONE_DATA_BYTE, _TWO_DATA_BYTES = 0, 1, 2
 """Running-status classes: what a data byte in running status means."""
 
-MAX_DELTA_TICKS = 1 << 40
-"""Larger delta times (VLQs of 6+ bytes) are refused, which keeps every tick
-exact in int64 and float64 arithmetic."""
+MAX_TRACK_TICKS = 1 << 40
+"""A track this long is refused (it takes 4,096 delta times of the largest
+4-byte quantity), which keeps every tick exact in int64 and float64 arithmetic."""
 
 _SMPTE_FRAMES_PER_SECOND = {29: 29.97}
 """SMPTE frame rates whose header byte is not the rate itself (-29 means 29.97 drop-frame)."""
@@ -156,7 +156,7 @@ def read_midis(items: Sequence[tuple[bytes, str | None]]) -> list[MidiScore | Mi
     np.maximum.at(last_ticks, track_file[end_ticks[0]], end_ticks[1])
     dropped = np.bincount(track_file[smpte_tempos], minlength=len(files)).tolist()
     for file, (index, header) in enumerate(files):
-        if last_ticks[file] >= MAX_DELTA_TICKS:
+        if last_ticks[file] >= MAX_TRACK_TICKS:
             results[index] = MidiFileError(header.source, f"a track lasts {int(last_ticks[file])} ticks: not a plausible MIDI time")
             continue
         if dropped[file]:
@@ -289,16 +289,26 @@ def _division(word: bytes, source: str | None, warnings: list[str]) -> tuple[flo
     return ticks_per_beat, False
 
 
-def _read_vlq(data: bytes, pos: int, end: int) -> tuple[int, int, bool]:
-    """Variable-length quantity at ``pos``: (value, next position, complete)."""
+MAX_VLQ_BYTES = 4
+"""The MIDI standard's longest variable-length quantity (values below 2**28)."""
+
+
+def read_vlq(data: bytes, pos: int, end: int, source: str | None, track: int) -> tuple[int, int, bool]:
+    """Variable-length quantity at ``pos``: (value, next position, complete);
+    incomplete when the chunk ends inside it. Refuses a quantity longer than
+    the standard's 4 bytes at once, so that no input makes reading it slow."""
     value = 0
-    while pos < end:
-        byte = data[pos]
-        pos += 1
+    for at in range(pos, min(end, pos + MAX_VLQ_BYTES)):
+        byte = data[at]
         value = (value << 7) | (byte & 0x7F)
         if byte < 0x80:
-            return value, pos, True
-    return 0, pos, False
+            return value, at + 1, True
+    if end - pos > MAX_VLQ_BYTES:
+        raise MidiFileError(
+            source,
+            f"track {track}: a variable-length quantity at byte {pos} is longer than {MAX_VLQ_BYTES} bytes (the MIDI standard's limit)",
+        )
+    return 0, end, False
 
 
 def _cut_off(source: str | None, track: int, what: str, pos: int) -> MidiFileError:
@@ -315,11 +325,9 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
     if data[pos] < 0x80:
         delta, at, complete = data[pos], pos + 1, True
     else:
-        delta, at, complete = _read_vlq(data, pos, end)
+        delta, at, complete = read_vlq(data, pos, end, source, track)
     if not complete or at >= end:
         raise _cut_off(source, track, "event", pos)
-    if delta >= MAX_DELTA_TICKS:
-        raise MidiFileError(source, f"track {track}: delta time {delta} at byte {pos} is not a plausible MIDI time")
     first = data[at]
     if first < 0xF0:
         code = first if first & 0x80 else RUNNING
@@ -343,7 +351,7 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
         if at + 1 < end and data[at + 1] < 0x80:
             length, at = data[at + 1], at + 2
         else:
-            length, at, _ = _read_vlq(data, at + 1, end)
+            length, at, _ = read_vlq(data, at + 1, end, source, track)
         needed = _META_FIXED_BYTES.get(meta_type, 0) if meta_type else (2 if length == 2 else 0)
         if at + needed > end:
             raise _cut_off(source, track, f"meta event {meta_type:#04x}", pos)
@@ -358,7 +366,7 @@ def _read_event(data: bytes, pos: int, end: int, status_class: int, track: int, 
             return next_pos, status_class, delta, META | 0x59, signed, data[at + 1]
         return next_pos, status_class, delta, OTHER, 0, 0
     if first in (0xF0, 0xF7):
-        length, at, _ = _read_vlq(data, at, end)
+        length, at, _ = read_vlq(data, at, end, source, track)
         stop = at + length
         return (-stop if stop >= end else stop), status_class, delta, OTHER, 0, 0
     size = 2 if first == 0xF2 else 0 if first == 0xF6 else 1  # song position, tune request, other system bytes

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from midilm.tokenizer.score import MidiScore
 
 DROP_REASONS: dict[str, str] = {
     "track_limit": "events in tracks after the first 128 (the reference reads only 128)",
@@ -55,6 +59,15 @@ class TokenizeReport:
     dropped: Counter = field(default_factory=Counter)
     added: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+
+    def record_score(self, score: MidiScore) -> None:
+        """Take what the reader found: the score's size, what it already left out, its warnings."""
+        self.ticks_per_beat = score.ticks_per_beat
+        self.tracks = score.tracks
+        self.input_events = len(score.events) + sum(score.dropped.values())
+        for reason, count in score.dropped.items():
+            self.drop(reason, count)
+        self.warnings.extend(score.warnings)
 
     def drop(self, reason: str, count: int = 1) -> None:
         if reason not in DROP_REASONS:

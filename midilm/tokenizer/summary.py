@@ -7,11 +7,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from midilm import vocab
-from midilm.tokenizer.decode import _values
-from midilm.tokenizer.grammar import check_shape, event_rows
-
-DEFAULT_BPM = 120
-"""Tempo before the first tempo event (the MIDI default)."""
+from midilm.tokenizer.events import EventTable
+from midilm.tokenizer.grammar import check_shape
 
 _MAJOR_KEYS = ["Cb", "Gb", "Db", "Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#"]
 _MINOR_KEYS = ["Ab", "Eb", "Bb", "F", "C", "G", "D", "A", "E", "B", "F#", "C#", "G#", "D#", "A#"]
@@ -63,38 +60,26 @@ class TokenSummary:
 
 def summarize(tokens: np.ndarray) -> TokenSummary:
     """Summarise token rows (BOS, EOS and invalid rows are not events)."""
-    rows = check_shape(tokens)
-    valid = event_rows(rows)
-    markers = np.isin(rows[:, 0], [vocab.BOS, vocab.EOS])
-    rows = rows[valid]
-    values = _values(rows)
-    kind = rows[:, 0]
-    steps = np.cumsum(values[:, 0]) * vocab.PARAM_SIZES["time2"] + values[:, 1]
-    is_note = kind == vocab.EVENT_ID["note"]
-    uses_channel = np.isin(kind, [vocab.EVENT_ID[n] for n in ("note", "patch_change", "control_change")])
-    end_steps = np.where(is_note, steps + values[:, 6], steps)
-    tempo_rows = np.flatnonzero(kind == vocab.EVENT_ID["set_tempo"])
-    time_rows = kind == vocab.EVENT_ID["time_signature"]
-    key_rows = kind == vocab.EVENT_ID["key_signature"]
-    total_steps = int(end_steps.max()) if len(rows) else 0
+    events = EventTable.of(tokens, strict_padding=True)
+    markers = np.isin(check_shape(tokens)[:, vocab.EVENT_SLOT], [vocab.BOS, vocab.EOS])
+    steps = events.step
+    is_note = events.is_event("note")
+    end_steps = np.where(is_note, steps + events.column("duration"), steps)
+    tempo = events.is_event("set_tempo")
+    time_signature = events.is_event("time_signature")
+    key_signature = events.is_event("key_signature")
+    total_steps = int(end_steps.max()) if len(events) else 0
+    nn, dd = events.column("nn")[time_signature].tolist(), events.column("dd")[time_signature].tolist()
+    sf, mi = events.column("sf")[key_signature].tolist(), events.column("mi")[key_signature].tolist()
     return TokenSummary(
-        events=len(rows),
+        events=len(events),
         notes=int(np.count_nonzero(is_note)),
-        tracks=len(np.unique(values[:, 2])),
-        channels=np.unique(values[uses_channel, 3]).tolist(),
-        seconds=_seconds(steps[tempo_rows], values[tempo_rows, 3], total_steps),
-        beats=total_steps / vocab.PARAM_SIZES["time2"],
-        tempos=values[tempo_rows, 3].tolist(),
-        time_signatures=[f"{nn + 1}/{2 ** (dd + 1)}" for nn, dd in values[time_rows, 3:5].tolist()],
-        key_signatures=[key_name(sf, mi) for sf, mi in values[key_rows, 3:5].tolist()],
-        invalid_rows=int(np.count_nonzero(~valid & ~markers)),
+        tracks=len(np.unique(events.column("track"))),
+        channels=np.unique(events.column("channel")[events.is_event(*vocab.CHANNEL_EVENTS)]).tolist(),
+        seconds=float(events.tempo_map().to_seconds(np.array([total_steps]))[0]),
+        beats=total_steps / vocab.STEPS_PER_BEAT,
+        tempos=events.column("bpm")[tempo].tolist(),
+        time_signatures=[f"{n + vocab.NN_OFFSET}/{2 ** (d + vocab.DD_OFFSET)}" for n, d in zip(nn, dd, strict=True)],
+        key_signatures=[key_name(s, m) for s, m in zip(sf, mi, strict=True)],
+        invalid_rows=len(markers) - int(np.count_nonzero(markers)) - len(events),
     )
-
-
-def _seconds(change_steps: np.ndarray, bpms: np.ndarray, total_steps: int) -> float:
-    """Seconds from step 0 to ``total_steps`` with the tempo changing at
-    ``change_steps`` (120 bpm before the first change; a bpm of 0 reads as 1)."""
-    bounds = np.concatenate([[0], np.minimum(change_steps, total_steps), [total_steps]])
-    tempo = np.concatenate([[DEFAULT_BPM], np.maximum(bpms, 1)])
-    beats = np.diff(bounds) / vocab.PARAM_SIZES["time2"]
-    return float(np.sum(beats * 60.0 / tempo))

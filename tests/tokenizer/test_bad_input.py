@@ -3,6 +3,7 @@ the test where the golden set has no such file."""
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -29,7 +30,11 @@ from midilm.tokenizer import TokenizerOptions, tokenize
         (lambda m: m.smf(b"\x00\xff"), "meta event at byte 22 is cut off"),
         (lambda m: m.smf(b"\x00\xc0"), "channel message at byte 22 is cut off"),
         (lambda m: m.smf(b"\x00\xf2\x01"), "system message 0xf2 at byte 22 is cut off"),
-        (lambda m: m.smf(b"\x00\x90\x3c\x50\x8f\xff\xff\xff\xff\xff\x7f\x80\x3c\x40" + m.END), "not a plausible MIDI time"),
+        (lambda m: m.smf(b"\x00\x90\x3c\x50\x8f\xff\xff\xff\xff\xff\x7f\x80\x3c\x40" + m.END), "at byte 26 is longer than 4 bytes"),
+        (lambda m: m.smf(b"\x00\x90\x3c\x50" + b"\xff" * 2040 + b"\x7f\x80\x3c\x40" + m.END), "at byte 26 is longer than 4 bytes"),
+        (lambda m: m.smf(b"\x00\xff\x01" + b"\x80" * 300_000 + b"\x01a" + m.END), "at byte 25 is longer than 4 bytes"),
+        (lambda m: m.smf(b"\x00\xf0" + b"\x81" * 300_000 + b"\x00" + m.END), "at byte 24 is longer than 4 bytes"),
+        (lambda m: m.smf(b"\xff\xff\xff\x7f\xb0\x07\x64" * 4097 + m.END), "a track lasts 1099780059135 ticks"),
     ],
 )
 def test_unreadable_files_raise_with_the_reason(build, reason, midi, tmp_path):
@@ -137,3 +142,73 @@ def test_mutated_files_raise_midilm_errors_or_tokenize(golden_dir):
             continue
         report = result.report
         assert report.input_events + sum(report.added.values()) == report.output_events + sum(report.dropped.values())
+
+
+def test_a_long_quantity_does_not_stop_a_batch(midi):
+    """Issue 15, rows 2 and 3: a 2,040-byte delta time is refused with the
+    reason (no huge number in the message) and the next file is tokenized."""
+    from midilm.tokenizer import tokenize_many
+
+    bad = midi.smf(b"\x00\x90\x3c\x50" + b"\xff" * 2040 + b"\x7f\x80\x3c\x40" + midi.END)
+    good = midi.smf(midi.NOTE_TRACK)
+    first, second = tokenize_many([bad, good])
+    assert isinstance(first, MidiFileError) and len(str(first)) < 200
+    np.testing.assert_array_equal(second.tokens, tokenize(good).tokens)
+
+
+def test_files_over_the_size_limit_are_refused_before_reading(midi, tmp_path):
+    from midilm.tokenizer import read_score, tokenize_many
+
+    data = midi.smf(midi.NOTE_TRACK)
+    path = tmp_path / "song.mid"
+    path.write_bytes(data)
+    for source in (path, data):
+        with pytest.raises(MidiFileError, match="over the size limit of"):
+            tokenize(source, max_bytes=len(data) - 1)
+        with pytest.raises(MidiFileError, match="over the size limit"):
+            read_score(source, max_bytes=10)
+        assert len(tokenize(source, max_bytes=len(data)).tokens) == 4
+    refused, kept = tokenize_many([path, midi.smf(midi.END)], max_bytes=len(data) - 1)
+    assert isinstance(refused, MidiFileError) and str(path) in str(refused)
+    assert not isinstance(kept, MidiFileError)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_only_regular_files_are_read(tmp_path):
+    fifo = tmp_path / "pipe.mid"
+    os.mkfifo(fifo)
+    with pytest.raises(MidiFileError, match="not a regular file"):
+        tokenize(fifo)
+    with pytest.raises(MidiFileError, match="not a regular file"):
+        tokenize(tmp_path)
+
+
+def test_memory_error_is_caught_per_file(golden_dir, monkeypatch):
+    """A file that runs out of memory becomes an error in its place; the
+    batch is retried file by file, so the others are tokenized."""
+    from midilm.tokenizer import api, tokenize_many
+
+    real = api.encode_batch
+    sources = [golden_dir / "bach_bwv1.6.mid", golden_dir / "m21_test04.mid", golden_dir / "bach_bwv10.7.mid"]
+
+    def fail_on_large(scores, options, reports):
+        if any(len(score.events) > 1000 for score in scores):
+            raise MemoryError
+        return real(scores, options, reports)
+
+    monkeypatch.setattr(api, "encode_batch", fail_on_large)
+    results = list(tokenize_many(sources))
+    assert isinstance(results[1], MidiFileError) and "not enough memory" in str(results[1]) and "m21_test04" in str(results[1])
+    for source, result in zip(sources[::2], results[::2], strict=True):
+        np.testing.assert_array_equal(result.tokens, real_tokens(source))
+    with pytest.raises(MidiFileError, match="not enough memory"):
+        tokenize(sources[1])
+
+
+def real_tokens(path):
+    from midilm.tokenizer import TokenizerOptions as Options
+    from midilm.tokenizer.encoder import encode
+    from midilm.tokenizer.reader import read_midi
+    from midilm.tokenizer.report import TokenizeReport
+
+    return encode(read_midi(path.read_bytes()), Options(), TokenizeReport())

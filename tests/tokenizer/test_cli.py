@@ -90,3 +90,61 @@ def test_console_exit_code_and_stderr(midi_tree, tmp_path):
     )
     assert done.returncode == 1
     assert "broken.mid" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_detokenize_a_folder_mirrors_it(golden_dir, tmp_path, capsys):
+    """As ``tokenize`` writes them: a/x.npy -> out/a/x.mid; a bad file is named and skipped."""
+    tokens = tmp_path / "tokens"
+    assert main(["tokenize", str(golden_dir / "bach_bwv1.6.mid"), "--out", str(tokens / "a" / "x.npy")]) == 0
+    assert main(["tokenize", str(golden_dir / "m21_test04.mid"), "--out", str(tokens / "y.npy")]) == 0
+    (tokens / "b").mkdir()
+    (tokens / "b" / "broken.npy").write_bytes(b"")
+    out = tmp_path / "midi"
+    capsys.readouterr()
+    assert main(["detokenize", str(tokens), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "broken.npy: the file is empty" in err and "wrote 2 MIDI files" in err and "1 failed" in err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.mid")) == ["a/x.mid", "y.mid"]
+    np.testing.assert_array_equal(tokenize(out / "a" / "x.mid").tokens, np.load(tokens / "a" / "x.npy"))
+
+
+def test_detokenize_refuses_an_array_without_a_valid_event(tmp_path, capsys):
+    """Issue 15, row 8: rows that are all invalid give an error, not an empty MIDI file."""
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((5, 8), 3000, np.uint16))
+    assert main(["detokenize", str(bad)]) == 2
+    assert "no valid event found in its 5 rows (row 0: first id 3000 is not an event id" in capsys.readouterr().err
+    assert not (tmp_path / "bad.mid").exists()
+    markers_only = tmp_path / "empty.npy"
+    np.save(markers_only, tokenize(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x04\x00\xff\x2f\x00").tokens)
+    assert main(["detokenize", str(markers_only)]) == 0  # BOS and EOS only: an empty piece, not an error
+
+
+def test_tokenize_names_files_without_notes(tmp_path, capsys):
+    meta_only = tmp_path / "meta.mid"
+    meta_only.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x01\x01\xe0MTrk\x00\x00\x00\x0b\x00\xff\x51\x03\x07\xa1\x20\x00\xff\x2f\x00")
+    assert main(["tokenize", str(meta_only), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "meta.mid: no notes (written with its 1 other events)" in err and "1 without notes" in err
+
+
+def test_tokenize_size_limit_option(golden_dir, tmp_path, capsys):
+    assert main(["tokenize", str(golden_dir / "bach_bwv1.6.mid"), "--out", str(tmp_path / "x.npy"), "--max-mb", "0.001"]) == 1
+    assert "4,646 bytes, over the size limit of 1,048 bytes" in capsys.readouterr().err
+
+
+def test_info_explains_a_failed_quality_check(golden_dir, capsys):
+    assert main(["info", str(golden_dir / "bach_bwv10.7.mid")]) == 0
+    out = capsys.readouterr().out
+    assert "quality: fails total_min (the reference's filter of training data)" in out
+    assert "  total_min: fewer than 256 notes" in out
+
+
+def test_every_quality_reason_is_explained():
+    from midilm.tokenizer import QualityThresholds
+    from midilm.tokenizer.quality import describe_reasons, format_quality
+
+    reasons = ["total_min", "total_max", "drum_only", "alignment", "tonality", "bandwidth", "density", "piano"]
+    assert sorted(describe_reasons()) == sorted(reasons)
+    text = format_quality(False, ["alignment"], QualityThresholds(alignment_min=0.5))
+    assert "less than 50% of the notes start on the two most used 1/16-beat positions" in text

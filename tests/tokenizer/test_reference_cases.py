@@ -18,10 +18,18 @@ DATA = Path(__file__).parents[1] / "data" / "tokenizer"
 CASES = json.loads((DATA / "reference_cases.json").read_text())
 
 
+REFUSED = {"long_vlq": "longer than 4 bytes"}
+"""Cases midilm refuses on purpose: a delta time of 6 bytes, beyond the MIDI standard's 4 (issue 15)."""
+
+
 @pytest.mark.parametrize("name", sorted(CASES["files"]))
 def test_tokens_equal_the_reference(name):
     expected = CASES["files"][name]
     path = DATA / "cases" / f"{name}.mid"
+    if name in REFUSED:
+        with pytest.raises(MidiFileError, match=REFUSED[name]):
+            tokenize(path)
+        return
     if "error" in expected:  # the reference's parser raised
         with pytest.raises(MidiFileError, match="cut off"):
             tokenize(path)

@@ -2,7 +2,7 @@
 parser, symusic's parser (the floor) and, when available, the reference
 (SkyTNT midi-model), all measured in one run.
 
-    python bench/tokenize.py tests/data/golden [MORE_PATHS...] [--reference /path/to/midi-model] [--repeat 5]
+    python bench/tokenizer_speed.py tests/data/golden [MORE_PATHS...] [--reference /path/to/midi-model] [--repeat 5]
 
 Every measurement reads the files from disk and works in this one process;
 the reference runs in a child process of its own (it is never imported into
@@ -18,23 +18,19 @@ more so the shorter it is).
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
-# this script shares its name with the standard library's ``tokenize``: keep its folder off the import path
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from midilm.cli.tokenize import midi_files  # noqa: E402
-from midilm.errors import MidiFileError, MidilmError  # noqa: E402
-from midilm.tokenizer import TokenizerOptions, read_score, read_scores, tokenize, tokenize_many  # noqa: E402
+from midilm.cli.tokenize import midi_files
+from midilm.errors import MidiFileError, MidilmError
+from midilm.tokenizer import TokenizerOptions, read_score, read_scores, tokenize, tokenize_many
 
 REFERENCE_TIMER = """
 import json, sys, time
