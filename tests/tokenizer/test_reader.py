@@ -10,6 +10,8 @@ import pytest
 
 from midilm.tokenizer import read_score
 from midilm.tokenizer import reader as reader_module
+from midilm.tokenizer.reader import notes as notes_module
+from midilm.tokenizer.reader import scan as scan_module
 from midilm.tokenizer.score import score_from_list
 
 CASES = Path(__file__).parents[1] / "data" / "tokenizer" / "cases"
@@ -84,8 +86,8 @@ def test_fast_path_equals_event_by_event_path(path, monkeypatch):
     except MidiFileError as error:
         fast = str(error)
     never = re.compile(rb"(?!)")
-    monkeypatch.setattr(reader_module, "_RUN_CONTINUING", never)
-    monkeypatch.setattr(reader_module, "_RUN_FRESH", never)
+    monkeypatch.setattr(scan_module, "RUN_CONTINUING", never)
+    monkeypatch.setattr(scan_module, "RUN_FRESH", never)
     try:
         slow = read_score(path)
     except MidiFileError as error:
@@ -97,17 +99,41 @@ def test_fast_path_equals_event_by_event_path(path, monkeypatch):
 
 
 def test_note_pairing_is_the_same_for_any_number_of_tracks():
-    """Pairing sorts by 16-bit radix passes while track numbers allow it and
-    by one packed key beyond: both give the same pairs."""
+    """Pairing sorts by one 16-bit radix pass for up to 16 tracks, two passes
+    up to 65,536 tracks and one packed key beyond: all give the same pairs."""
     import numpy as np
 
     rng = np.random.default_rng(7)
     count = 3000
     track = np.sort(rng.integers(0, 5, count))
-    channel, pitch = rng.integers(0, 3, count), rng.integers(58, 64, count)
+    pitch_key = rng.integers(0, 3, count) * 128 + rng.integers(58, 64, count)
     is_on = rng.random(count) < 0.55
-    few_tracks = reader_module.pair_notes(track, channel, pitch, is_on, ~is_on)
-    many_tracks = reader_module.pair_notes(track + 70_000, channel, pitch, is_on, ~is_on)
-    assert len(few_tracks[0]) > 1000 and len(few_tracks[2]) > 0  # closed notes and notes left open
-    for radix, packed in zip(few_tracks, many_tracks, strict=True):
-        assert radix.tolist() == packed.tolist()
+    results = [notes_module.pair_notes(track * spread, pitch_key, is_on) for spread in (1, 1000, 20_000)]
+    assert len(results[0][0]) > 1000 and len(results[0][2]) > 0  # closed notes and notes left open
+    for other in results[1:]:
+        for one, two in zip(results[0], other, strict=True):
+            assert sorted(one.tolist()) == sorted(two.tolist())
+
+
+@pytest.mark.parametrize("piece_bytes", [16, 200])
+def test_small_pieces_give_what_one_piece_gives(piece_bytes, midi, monkeypatch):
+    """A large file's numpy work is cut into pieces; tracks, running status
+    and open notes carried across the cuts give exactly the one-piece score,
+    on real and fuzzed files, alone and in batches."""
+    import numpy as np
+
+    from midilm.errors import MidiFileError
+
+    rng = np.random.default_rng(5)
+    files = [p.read_bytes() for p in sorted((Path(__file__).parents[1] / "data" / "golden").glob("*.mid"))[::3]]
+    files += [midi.smf(*(midi.random_track(rng) for _ in range(int(rng.integers(1, 5))))) for _ in range(60)]
+    items = [(data, None) for data in files]
+
+    def read_all():
+        scores = [reader_module.read_midis([item])[0] for item in items] + reader_module.read_midis(items)
+        return [str(s) if isinstance(s, MidiFileError) else (s.to_list(), s.warnings) for s in scores]
+
+    whole = read_all()
+    monkeypatch.setattr(reader_module, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(scan_module, "MAX_RUN_BYTES", 8)
+    assert read_all() == whole

@@ -1,0 +1,115 @@
+"""Events as one array per field: the table the reader writes and the encoder works on.
+
+A field is one contiguous array (operations on a field are several times
+faster than on a column of a row-major table), and each field has the
+narrowest integer type its values allow, so that the table of a large file
+stays a few times the file's size: only time and ``param3`` (a note's
+duration in ticks) need 64 bits. The fields are those of the score table
+(:mod:`midilm.tokenizer.score`) plus ``file``, the file's index in a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+FIELDS = ("kind", "time", "track", "param0", "param1", "param2", "param3", "file")
+PARAM_FIELDS = FIELDS[3:7]
+
+KIND_DTYPE = np.int8
+TIME_DTYPE = np.int64
+PARAM0_DTYPE = np.int32
+"""param0 holds a tempo's microseconds per beat (24 bits); the other small fields hold bytes."""
+SMALL_DTYPE = np.int16
+
+
+def index_dtype(count: int) -> type[np.signedinteger]:
+    """The narrow type of a field numbering ``count`` things (tracks, files)."""
+    return np.int16 if count <= np.iinfo(np.int16).max else np.int32
+
+
+class Columns:
+    """A table of events, one array per field (:data:`FIELDS`), all of one length.
+
+    ``time`` holds ticks in a score and 1/16 beats in the encoder; the
+    encoder narrows ``param3`` once durations are quantised.
+    """
+
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        kind: np.ndarray,
+        time: np.ndarray,
+        track: np.ndarray,
+        param0: np.ndarray,
+        param1: np.ndarray,
+        param2: np.ndarray,
+        param3: np.ndarray,
+        file: np.ndarray,
+    ) -> None:
+        self.kind = kind
+        self.time = time
+        self.track = track
+        self.param0 = param0
+        self.param1 = param1
+        self.param2 = param2
+        self.param3 = param3
+        self.file = file
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(getattr(self, name) for name in FIELDS)
+
+    @property
+    def params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.param0, self.param1, self.param2, self.param3
+
+    def take(self, index: np.ndarray) -> Columns:
+        """The events at ``index`` (integer positions), in that order."""
+        return Columns(*(array.take(index) for array in self.arrays()))
+
+    def rows(self, start: int, stop: int) -> Columns:
+        """The events from ``start`` to ``stop`` (views, not copies)."""
+        return Columns(*(array[start:stop] for array in self.arrays()))
+
+    def compress(self, keep: np.ndarray) -> Columns:
+        """The events where ``keep`` is True."""
+        return Columns(*(array.compress(keep) for array in self.arrays()))
+
+    @classmethod
+    def empty(cls, count: int = 0) -> Columns:
+        return cls(
+            np.zeros(count, KIND_DTYPE),
+            np.zeros(count, TIME_DTYPE),
+            np.zeros(count, SMALL_DTYPE),
+            np.zeros(count, PARAM0_DTYPE),
+            np.zeros(count, SMALL_DTYPE),
+            np.zeros(count, SMALL_DTYPE),
+            np.zeros(count, TIME_DTYPE),
+            np.zeros(count, SMALL_DTYPE),
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Columns]) -> Columns:
+        """The parts one after another. Each part's fields are released as
+        soon as they are copied, so that memory holds the parts and one whole
+        field at most, not two tables."""
+        if len(parts) == 1:
+            return parts[0]
+        fields = []
+        for name in FIELDS:
+            fields.append(np.concatenate([getattr(part, name) for part in parts]))
+            for part in parts:
+                setattr(part, name, None)
+        return cls(*fields)
+
+    def to_score_table(self) -> np.ndarray:
+        """The score table ``[n, 7]`` (int64) of :class:`~midilm.tokenizer.score.MidiScore`."""
+        table = np.empty((len(self), len(FIELDS) - 1), np.int64)
+        for at, name in enumerate(FIELDS[:-1]):
+            table[:, at] = getattr(self, name)
+        return table
