@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from midilm.errors import MidiFileError
-from midilm.tokenizer.encoder import encode, encode_batch
+from midilm.tokenizer.encoder import encode, encode_events
+from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.reader import read_midi, read_midis
+from midilm.tokenizer.reader import read_batch, read_midi, read_midis
 from midilm.tokenizer.report import TokenizeReport
 from midilm.tokenizer.score import MidiScore, score_from_list
 
@@ -155,11 +156,20 @@ def _tokenize_batch(items: list[Item], options: TokenizerOptions) -> list[Tokeni
 
 
 def _read_and_encode(items: list[Item], options: TokenizerOptions) -> list[Tokenized | MidiFileError]:
-    results: list = _read_batch(items)
-    parsed = [i for i, score in enumerate(results) if not isinstance(score, MidiFileError)]
-    reports = [TokenizeReport(source=items[i][1]) for i in parsed]  # type: ignore[index]
-    for i, tokens, report in zip(parsed, encode_batch([results[i] for i in parsed], options, reports), reports, strict=True):
-        results[i] = tokens if isinstance(tokens, MidiFileError) else Tokenized(tokens, report)
+    """The reader's table goes to the encoder as it is (no score objects in between)."""
+    read, events = read_batch([item for item in items if not isinstance(item, MidiFileError)])
+    files = [file for file in read if not isinstance(file, MidiFileError)]
+    reports = [TokenizeReport(source=file.source) for file in files]
+    counts = [len(events)] if len(files) == 1 else np.bincount(events.file, minlength=len(files)).tolist()
+    for report, file, count in zip(reports, files, counts, strict=True):
+        report.record_read(file.ticks_per_beat, file.tracks, count, file.dropped, file.warnings)
+    tokens = encode_events(events, Batch(reports, [file.ticks_per_beat for file in files]), options) if files else []
+    encoded = iter(Tokenized(rows, report) for rows, report in zip(tokens, reports, strict=True))
+    outcomes = iter(read)
+    results: list[Tokenized | MidiFileError] = []
+    for item in items:
+        outcome = item if isinstance(item, MidiFileError) else next(outcomes)
+        results.append(outcome if isinstance(outcome, MidiFileError) else next(encoded))
     return results
 
 

@@ -80,6 +80,20 @@ class Columns:
         """The events where ``keep`` is True."""
         return Columns(*(array.compress(keep) for array in self.arrays()))
 
+    def keep(self, rows: np.ndarray) -> None:
+        """Keep only ``rows`` (a mask, or indices in the order wanted), in
+        place: field by field, so that memory holds one field twice at most,
+        and a caller holding this table does not keep the old fields alive."""
+        for name in FIELDS:
+            array = getattr(self, name)
+            setattr(self, name, array.compress(rows) if rows.dtype == bool else array.take(rows))
+
+    def extend(self, rows: np.ndarray) -> None:
+        """Append events given as ``[len(FIELDS), n]`` values, in place."""
+        for name, values in zip(FIELDS, rows, strict=True):
+            array = getattr(self, name)
+            setattr(self, name, np.concatenate([array, values.astype(array.dtype)]))
+
     @classmethod
     def empty(cls, count: int = 0) -> Columns:
         return cls(

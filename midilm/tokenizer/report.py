@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,12 +63,16 @@ class TokenizeReport:
 
     def record_score(self, score: MidiScore) -> None:
         """Take what the reader found: the score's size, what it already left out, its warnings."""
-        self.ticks_per_beat = score.ticks_per_beat
-        self.tracks = score.tracks
-        self.input_events = len(score.events) + sum(score.dropped.values())
-        for reason, count in score.dropped.items():
+        self.record_read(score.ticks_per_beat, score.tracks, len(score.events), score.dropped, score.warnings)
+
+    def record_read(self, ticks_per_beat: float, tracks: int, events: int, dropped: dict[str, int], warnings: Sequence[str]) -> None:
+        """Take what the reader found: ``events`` tokenizable events read, ``dropped`` left out by reason."""
+        self.ticks_per_beat = ticks_per_beat
+        self.tracks = tracks
+        self.input_events = events + sum(dropped.values())
+        for reason, count in dropped.items():
             self.drop(reason, count)
-        self.warnings.extend(score.warnings)
+        self.warnings.extend(warnings)
 
     def drop(self, reason: str, count: int = 1) -> None:
         if reason not in DROP_REASONS:

@@ -41,7 +41,7 @@ KIND_OF_NAME: dict[str, int] = {name: i for i, name in enumerate(KIND_NAMES)}
 KIND, TICK, TRACK, PARAM0, PARAM1, PARAM2, PARAM3 = range(7)
 N_COLUMNS = 7
 
-_PARAM_COUNT = (4, 2, 3, 1, 4, 2)
+PARAM_COUNT = (4, 2, 3, 1, 4, 2)
 """How many PARAM columns each kind uses, in the list form's order."""
 
 DEFAULT_CLOCKS_PER_CLICK, DEFAULT_32NDS_PER_BEAT = 24, 8
@@ -64,7 +64,7 @@ class MidiScore:
         tracks: list[list] = [[] for _ in range(self.tracks)]
         for row in self.events.tolist():
             kind, tick, track = row[KIND], row[TICK], row[TRACK]
-            params = row[PARAM0 : PARAM0 + _PARAM_COUNT[kind]]
+            params = row[PARAM0 : PARAM0 + PARAM_COUNT[kind]]
             if kind == NOTE:
                 channel, pitch, velocity, duration = params
                 params = [duration, channel, pitch, velocity]
@@ -89,10 +89,10 @@ def score_from_list(score: list, source: str | None = None) -> MidiScore:
                     _, start, duration, channel, pitch, velocity = event
                     params = [channel, pitch, velocity, duration]
                 else:
-                    start, params = event[1], list(event[2 : 2 + _PARAM_COUNT[kind]])
+                    start, params = event[1], list(event[2 : 2 + PARAM_COUNT[kind]])
                     if kind == TIME_SIG:
                         params += [DEFAULT_CLOCKS_PER_CLICK, DEFAULT_32NDS_PER_BEAT][len(params) - 2 :]
-                    if len(params) != _PARAM_COUNT[kind]:
+                    if len(params) != PARAM_COUNT[kind]:
                         raise ValueError
             except ValueError:
                 raise MidiFileError(source, f"track {track_index}: malformed {event[0]} event {event!r}") from None

@@ -188,15 +188,15 @@ def test_memory_error_is_caught_per_file(golden_dir, monkeypatch):
     batch is retried file by file, so the others are tokenized."""
     from midilm.tokenizer import api, tokenize_many
 
-    real = api.encode_batch
+    real = api.encode_events
     sources = [golden_dir / "bach_bwv1.6.mid", golden_dir / "m21_test04.mid", golden_dir / "bach_bwv10.7.mid"]
 
-    def fail_on_large(scores, options, reports):
-        if any(len(score.events) > 1000 for score in scores):
+    def fail_on_large(events, batch, options):
+        if max(report.input_events for report in batch.reports) > 1000:
             raise MemoryError
-        return real(scores, options, reports)
+        return real(events, batch, options)
 
-    monkeypatch.setattr(api, "encode_batch", fail_on_large)
+    monkeypatch.setattr(api, "encode_events", fail_on_large)
     results = list(tokenize_many(sources))
     assert isinstance(results[1], MidiFileError) and "not enough memory" in str(results[1]) and "m21_test04" in str(results[1])
     for source, result in zip(sources[::2], results[::2], strict=True):

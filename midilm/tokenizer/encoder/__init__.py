@@ -23,6 +23,6 @@ dicts (channel order, renumbering, key detection) is decided here per file
 too, from a few numbers gathered for all files at once.
 """
 
-from midilm.tokenizer.encoder.pipeline import encode, encode_batch
+from midilm.tokenizer.encoder.pipeline import encode, encode_batch, encode_events
 
-__all__ = ["encode", "encode_batch"]
+__all__ = ["encode", "encode_batch", "encode_events"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from midilm import vocab
+from midilm.tokenizer.columns import Columns
 from midilm.tokenizer.encoder.dedup import dedup_key
 from midilm.tokenizer.encoder.grouping import sort_groups, sort_order
 from midilm.tokenizer.encoder.layout import Instruments
-from midilm.tokenizer.encoder.table import FILE, POSITION, TIME, Batch, track_key
+from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.score import CONTROL, KIND, NOTE, PARAM0, PATCH, TIME_SIG, TRACK
+from midilm.tokenizer.score import CONTROL, NOTE, PATCH, TIME_SIG
 from midilm.vocab import CHANNELS, MAX_TRACKS, STEPS_PER_BEAT
 
 STEP_BITS = STEPS_PER_BEAT.bit_length() - 1
@@ -21,30 +22,32 @@ MAX_DURATION = vocab.PARAM_SIZES["duration"]
 
 SORT_ORDER = ("time_signature", "key_signature", "set_tempo", "patch_change", "control_change", "note")
 """The order of event types at the same time and track (the reference's)."""
-_SORT_RANK = np.array([SORT_ORDER.index(name) for name in vocab.EVENT_NAMES], np.int64)
+_SORT_RANK = np.array([SORT_ORDER.index(name) for name in vocab.EVENT_NAMES], np.int8)
 
 _PARAM_NAMES = [vocab.EVENT_PARAMS[name][vocab.CHANNEL_SLOT - 1 :] for name in vocab.EVENT_NAMES]
-"""Each kind's parameters after time1, time2 and track: the working table's PARAM0..PARAM3."""
-_PARAM_SLOTS = range(PARAM0, POSITION)
-_PARAM_OFFSET = np.zeros((len(_PARAM_SLOTS), len(_PARAM_NAMES)), np.int64)
-_PARAM_LIMIT = np.ones((len(_PARAM_SLOTS), len(_PARAM_NAMES)), np.uint64)
+"""Each kind's parameters after time1, time2 and track: the table's param0..param3."""
+_PARAM_OFFSET = np.zeros((4, len(_PARAM_NAMES)), np.int64)
+_PARAM_LIMIT = np.ones((4, len(_PARAM_NAMES)), np.uint64)
 """Token offset and size of each parameter slot (row) of each kind (column).
 A slot the kind does not use must hold 0, and becomes PAD (offset 0)."""
-assert vocab.PAD == 0 and max(map(len, _PARAM_NAMES)) == len(_PARAM_SLOTS)
+assert vocab.PAD == 0 and max(map(len, _PARAM_NAMES)) == 4
 for _kind, _names in enumerate(_PARAM_NAMES):
     for _slot, _name in enumerate(_names):
         _PARAM_OFFSET[_slot, _kind] = vocab.PARAM_OFFSET[_name]
         _PARAM_LIMIT[_slot, _kind] = vocab.PARAM_SIZES[_name]
-_EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], np.int64)
+_EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], vocab.TOKEN_DTYPE)
+_KEEPS_TIME = np.zeros(len(vocab.EVENT_NAMES), bool)
+_KEEPS_TIME[[NOTE, TIME_SIG]] = True
+"""Kinds that keep their own time when the setup collapses to time 0."""
 
 
-def sort_events(events: np.ndarray) -> np.ndarray:
-    """The order of events in event-list order (POSITION increasing) sorted
-    by (file, time, track, kind rank), ties in event-list order."""
-    return sort_order(events[FILE], events[TIME], events[TRACK], _SORT_RANK[events[KIND]], nearly_sorted=True)
+def sort_events(events: Columns, batch: Batch) -> np.ndarray:
+    """The order of the events (in event-list order) sorted by (file, time,
+    track, kind rank), ties in event-list order."""
+    return sort_order(*batch.keys(events.file, events.time, events.track, _SORT_RANK[events.kind]), nearly_sorted=True)
 
 
-def collapse_setup(events: np.ndarray, order: np.ndarray, batch: Batch) -> np.ndarray:
+def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarray:
     """Step 5a: in each file, move the settings before the first note (and
     those inside the first group of events at the first note's time) to time
     0, keeping only the last value per (kind, track, channel,
@@ -57,59 +60,66 @@ def collapse_setup(events: np.ndarray, order: np.ndarray, batch: Batch) -> np.nd
     """
     if not len(order):
         return order
-    file = events[FILE, order]
-    in_setup = _setup(file, events[TIME, order], events[KIND, order])
-    if not in_setup.any():
-        return order
+    file = None if batch.single else events.file[order]
+    in_setup = _setup(file, events.time[order], events.kind[order])
     setup_at = order[in_setup]
-    setup = events.take(setup_at, axis=1)
-    kind = setup[KIND]
-    setup[TIME, (kind != NOTE) & (kind != TIME_SIG)] = 0
+    if not len(setup_at):
+        return order
+    setup = events.take(setup_at)
     first, second = dedup_key(setup)
-    file_track = track_key(setup)
-    group_order, starts, ends = sort_groups(file_track, kind, first, second)
-    batch.drop("setup_replaced", setup[FILE, group_order[~ends]])
+    group_order, starts, ends = sort_groups(*batch.keys(setup.file, setup.track, setup.kind, first, second))
+    if ends.all() and not setup.time.any():
+        return order  # one event per key, all at time 0: the setup is collapsed already
+    setup.time[~_KEEPS_TIME[setup.kind]] = 0
+    batch.drop("setup_replaced", setup.file, group_order[~ends])
     # the last of each group survives, in the place of the group's first member, at time 0
     first_member = group_order[np.maximum.accumulate(np.where(starts, np.arange(len(group_order)), 0))[ends]]
     survivor = group_order[ends]
-    events[TIME, setup_at[survivor]] = setup[TIME, survivor]
-    events[POSITION, setup_at[survivor]] = first_member
+    events.time[setup_at[survivor]] = setup.time[survivor]
     kept = setup_at[survivor[np.argsort(first_member)]]
-    kept = kept[sort_order(events[FILE, kept], events[TIME, kept], events[TRACK, kept], _SORT_RANK[events[KIND, kept]], nearly_sorted=True)]
+    kept = kept[sort_order(*batch.keys(events.file[kept], events.time[kept], events.track[kept], _SORT_RANK[events.kind[kept]]), nearly_sorted=True)]
     rest = order[~in_setup]
+    if batch.single:
+        return np.concatenate([kept, rest])
     # each file: its kept settings, sorted, then the rest of its events
-    kept_count = np.bincount(events[FILE, kept], minlength=batch.count)
+    kept_count = np.bincount(events.file[kept], minlength=batch.count)
     rest_file = file[~in_setup]
     rest_count = np.bincount(rest_file, minlength=batch.count)
     file_end = (kept_count + rest_count).cumsum()
     collapsed = np.empty(len(kept) + len(rest), np.int64)
-    collapsed[np.arange(len(kept)) + (file_end - rest_count - kept_count.cumsum())[events[FILE, kept]]] = kept
+    collapsed[np.arange(len(kept)) + (file_end - rest_count - kept_count.cumsum())[events.file[kept]]] = kept
     collapsed[np.arange(len(rest)) + (file_end - rest_count.cumsum())[rest_file]] = rest
     return collapsed
 
 
-def _setup(file: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """Whether each event (sorted; its file, time and kind given) lies
-    before the event that ends its file's setup: the first note not followed
-    by an event at the same time, or the first event after a note at a new
-    time. A file without one has no setup."""
-    count = len(file)
-    file_start = np.empty(count, bool)
-    file_start[0] = True
-    np.not_equal(file[1:], file[:-1], out=file_start[1:])
+def _setup(file: np.ndarray | None, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Whether each event (sorted; its file, time and kind given; ``file``
+    None for a batch of one) lies before the event that ends its file's
+    setup: the first note not followed by an event at the same time, or the
+    first event after a note at a new time. A file without one has no setup."""
+    count = len(time)
     same_time = (time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))
     same_as_previous = np.zeros(count, bool)
     np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
-    same_as_previous &= ~file_start
+    if file is not None:
+        file_start = np.empty(count, bool)
+        file_start[0] = True
+        np.not_equal(file[1:], file[:-1], out=file_start[1:])
+        same_as_previous &= ~file_start
     same_as_next = np.zeros(count, bool)
     same_as_next[:-1] = same_as_previous[1:]
     note = kind == NOTE
     notes_before = np.cumsum(note) - note
-    starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
-    note_before = notes_before > notes_before[starts_at]
+    if file is None:
+        note_before = notes_before > 0
+    else:
+        starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
+        note_before = notes_before > notes_before[starts_at]
     ends = ((note & ~same_as_next) | (note_before & ~same_as_previous)).nonzero()[0]
     if not len(ends):
         return np.zeros(count, bool)
+    if file is None:
+        return np.arange(count) < ends[0]
     file_starts = file_start.nonzero()[0]
     first_end = ends[np.minimum(np.searchsorted(ends, file_starts), len(ends) - 1)]
     # a file's first end, if it lies in that file; else the file has no setup (its start)
@@ -118,79 +128,94 @@ def _setup(file: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
     return np.arange(count) < end_of_file[file]
 
 
-def drop_empty_channels(events: np.ndarray, order: np.ndarray, instruments: list[Instruments], batch: Batch) -> np.ndarray:
+def drop_empty_channels(events: Columns, order: np.ndarray, instruments: list[Instruments], batch: Batch) -> np.ndarray:
     """``order`` without the program and control changes of channels without notes."""
     is_empty = np.zeros(batch.count * CHANNELS, bool)
     is_empty[[file * CHANNELS + channel for file, of_file in enumerate(instruments) for channel in of_file.empty]] = True
-    kind, file = events[KIND, order], events[FILE, order]
+    kind, file = events.kind[order], events.file[order]
     setting = (kind == PATCH) | (kind == CONTROL)
-    drop = setting & is_empty[file * CHANNELS + np.where(setting, events[PARAM0, order], 0)]
-    batch.drop("empty_channel", file[drop])
+    drop = setting & is_empty[batch.file_key(file, np.where(setting, events.param0[order], 0), CHANNELS)]
+    batch.drop("empty_channel", file, drop)
     return order[~drop]
 
 
-def emit(events: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
-    """Step 5b: range-check every event and write its token rows, file by
-    file. An event out of range is dropped; since times are relative to the
-    last *emitted* event, a gap of 128 beats or more drops that event and
-    every later one of its file."""
-    count = events.shape[1]
-    kind, track, file = events[KIND], events[TRACK], events[FILE]
-    params = events[PARAM0:POSITION]
+def _unsigned(values: np.ndarray) -> np.ndarray:
+    """The same bits as unsigned integers: negative values become too large."""
+    return values.view(np.dtype(f"u{values.itemsize}"))
+
+
+def emit(events: Columns, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
+    """Step 5b: range-check every event (sorted, file after file) and write
+    its token rows, file by file. An event out of range is dropped; since
+    times are relative to the last *emitted* event, a gap of 128 beats or
+    more drops that event and every later one of its file."""
+    count = len(events)
+    kind, track, file = events.kind, events.track, events.file
     # as unsigned numbers, negative values are too large: one comparison checks both ends
-    params_bad = params.view(np.uint64) >= _PARAM_LIMIT.take(kind, axis=1)
-    track_bad = track.view(np.uint64) >= MAX_TRACKS
-    before_start = events[TIME] < 0  # (hand-built scores only) a negative time1 is out of range too
-    ok = ~(params_bad.any(axis=0) | track_bad | before_start)
+    params_bad = [_unsigned(param) >= _PARAM_LIMIT[slot].take(kind) for slot, param in enumerate(events.params)]
+    track_bad = _unsigned(track) >= MAX_TRACKS
+    ok = ~(params_bad[0] | params_bad[1] | params_bad[2] | params_bad[3] | track_bad)
+    ok &= events.time >= 0  # (hand-built scores only) a negative time1 is out of range too
     candidates = ok.nonzero()[0]
-    beat = events[TIME, candidates] >> STEP_BITS
+    beat = events.time[candidates] >> STEP_BITS
     relative = np.empty(len(candidates), np.int64)
     if len(candidates):
         relative[0] = beat[0]
         np.subtract(beat[1:], beat[:-1], out=relative[1:])
-        candidate_file = file[candidates]
-        file_start = np.empty(len(candidates), bool)
-        file_start[0] = True
-        np.not_equal(candidate_file[1:], candidate_file[:-1], out=file_start[1:])
-        relative[file_start] = beat[file_start]
+        if not batch.single:
+            candidate_file = file[candidates]
+            file_start = np.empty(len(candidates), bool)
+            file_start[0] = True
+            np.not_equal(candidate_file[1:], candidate_file[:-1], out=file_start[1:])
+            relative[file_start] = beat[file_start]
+    del beat
     gaps = (relative >= MAX_TIME1).nonzero()[0]
     alive = ok
     if len(gaps):
         first_gap = np.full(batch.count, count, np.int64)
         np.minimum.at(first_gap, file[candidates[gaps]], candidates[gaps])
         alive = np.arange(count) < first_gap[file]
-        batch.drop("gap", file[~alive])
+        batch.drop("gap", file, ~alive)
         kept = alive[candidates]
         candidates, relative = candidates[kept], relative[kept]
         failed = (~ok & alive).nonzero()[0]
     else:
         failed = (~ok).nonzero()[0]
     if len(failed):
-        long_note = (kind[failed] == NOTE) & (params[3, failed] >= MAX_DURATION) & ~params_bad[:3, failed].any(axis=0) & ~track_bad[failed]
-        batch.drop("long_note", file[failed[long_note]])
-        batch.drop("out_of_range", file[failed[~long_note]])
+        long_note = (
+            (kind[failed] == NOTE)
+            & (events.param3[failed] >= MAX_DURATION)
+            & ~(params_bad[0][failed] | params_bad[1][failed] | params_bad[2][failed] | track_bad[failed])
+        )
+        batch.drop("long_note", file, failed[long_note])
+        batch.drop("out_of_range", file, failed[~long_note])
+    del params_bad, track_bad, ok, alive
 
-    emitted = events if len(candidates) == count else events.take(candidates, axis=1)
-    kinds, emitted_file = emitted[KIND], emitted[FILE]
-    per_file = np.bincount(emitted_file, minlength=batch.count)
+    if len(candidates) < count:
+        events = events.take(candidates)
     extra = 1 if options.add_bos_eos else 0
+    per_file = np.array([len(events)]) if batch.single else np.bincount(events.file, minlength=batch.count)
     sizes = per_file + 2 * extra
     ends = sizes.cumsum()
     starts = ends - sizes
-    # token rows as columns while they are assembled: [EVENT_LEN, rows of all files]
-    tokens = np.zeros((vocab.EVENT_LEN, int(ends[-1])), vocab.TOKEN_DTYPE)
+    tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
     # emitted events are in file order: event i goes to its file's block, after the BOS row
-    at = np.arange(len(candidates)) + (starts + extra - (per_file.cumsum() - per_file))[emitted_file]
-    tokens[vocab.EVENT_SLOT, at] = _EVENT_ID[kinds]
-    tokens[vocab.TIME1_SLOT, at] = relative + vocab.PARAM_OFFSET["time1"]
-    tokens[vocab.TIME2_SLOT, at] = (emitted[TIME] & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
-    tokens[vocab.TRACK_SLOT, at] = emitted[TRACK] + vocab.PARAM_OFFSET["track"]
-    for slot in range(len(_PARAM_SLOTS)):  # row by row: a scatter along the second axis of a 2-D array is slow
-        tokens[vocab.CHANNEL_SLOT + slot, at] = emitted[PARAM0 + slot] + _PARAM_OFFSET[slot].take(kinds)
+    if batch.single:
+        at: slice | np.ndarray = slice(extra, extra + len(events))
+    else:
+        at = np.arange(len(events)) + (starts + extra - (per_file.cumsum() - per_file))[events.file]
+    kinds = events.kind
+    tokens[at, vocab.EVENT_SLOT] = _EVENT_ID[kinds]
+    tokens[at, vocab.TIME1_SLOT] = relative + vocab.PARAM_OFFSET["time1"]
+    tokens[at, vocab.TIME2_SLOT] = (events.time & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
+    tokens[at, vocab.TRACK_SLOT] = events.track + vocab.PARAM_OFFSET["track"]
+    for slot, param in enumerate(events.params):
+        tokens[at, vocab.CHANNEL_SLOT + slot] = param + _PARAM_OFFSET[slot].take(kinds)
     if extra:
-        tokens[vocab.EVENT_SLOT, starts] = vocab.BOS
-        tokens[vocab.EVENT_SLOT, ends - 1] = vocab.EOS
-    rows = np.ascontiguousarray(tokens.T)
+        tokens[starts, vocab.EVENT_SLOT] = vocab.BOS
+        tokens[ends - 1, vocab.EVENT_SLOT] = vocab.EOS
     for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
         report.output_events = events_of_file
-    return [rows[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+    if batch.single:
+        return [tokens]
+    return [tokens[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]

@@ -49,7 +49,7 @@ def _packed(columns: tuple[np.ndarray, ...], headroom: int) -> np.ndarray | None
         span_product *= span
         if span_product >= 1 << 62:
             return None
-        shifted = column - low if low else column
+        shifted = column.astype(np.int64) - low
         key = shifted if key is None else key * span + shifted
     return key
 

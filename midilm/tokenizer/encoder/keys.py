@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from midilm.tokenizer.columns import Columns
 from midilm.tokenizer.encoder.layout import Instruments
-from midilm.tokenizer.encoder.table import FILE, Batch
+from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.score import KEY_SIG, KIND, PARAM0, PARAM1, PATCH, TRACK
+from midilm.tokenizer.score import KEY_SIG, PATCH
 from midilm.vocab import DRUM_CHANNEL, NO_KEY_SF
 
 
-def default_instruments(instruments: list[Instruments], batch: Batch) -> list[list[int]]:
+def default_instruments(instruments: list[Instruments], batch: Batch) -> list[tuple[int, ...]]:
     """Step 4a: program 0 at time 0 on the home track of every channel that has
     notes but no program change (the drum channel included), as events to
     append."""
     added = []
     for file, (of_file, report) in enumerate(zip(instruments, batch.reports, strict=True)):
         rows = [
-            [PATCH, 0, of_file.home[c], c, 0, 0, 0, 0, file]
+            (PATCH, 0, of_file.home[c], c, 0, 0, 0, file)
             for c in of_file.channels
             if c not in of_file.patch_channels and c in of_file.home
         ]
@@ -53,13 +54,13 @@ def key_to_sf(root: int, minor: int) -> int:
 
 
 def fix_key_signatures(
-    events: np.ndarray,
-    key_sf: np.ndarray,
+    events: Columns,
+    key_sf: tuple[np.ndarray, np.ndarray],
     pitch_class_hists: list[np.ndarray],
     instruments: list[Instruments],
     options: TokenizerOptions,
     batch: Batch,
-) -> tuple[list[int], list[list[int]]]:
+) -> tuple[list[int], list[tuple[int, ...]]]:
     """Step 4b: in a file with no key signature, or only C major/A minor ones
     (``key_sf``, FILE and sf of the key signatures the reference looks at),
     detect the key from the notes: add it to every track, or write it into
@@ -72,9 +73,10 @@ def fix_key_signatures(
     undecided = (known == 0).nonzero()[0].tolist()
     if not undecided:
         return [], []
-    rows = (events[KIND] == KEY_SIG).nonzero()[0]
-    rows = rows[np.argsort(events[FILE, rows], kind="stable")]
-    bounds = np.searchsorted(events[FILE, rows], np.arange(batch.count + 1)).tolist()
+    rows = (events.kind == KEY_SIG).nonzero()[0]
+    if not batch.single:  # copies appended by step 3 follow every file's events
+        rows = rows[np.argsort(events.file[rows], kind="stable")]
+    bounds = np.searchsorted(events.file[rows], np.arange(batch.count + 1)).tolist()
     removed, rewritten, added = [], [], []
     for file in undecided:
         root = detect_key(pitch_class_hists[file])
@@ -90,16 +92,16 @@ def fix_key_signatures(
         track_channels = instruments[file].track_channels
         if not looked_at[file]:
             new = [
-                [KEY_SIG, 0, track, NO_KEY_SF if channels == [DRUM_CHANNEL] else sf, 0, 0, 0, 0, file]
+                (KEY_SIG, 0, track, NO_KEY_SF if channels == [DRUM_CHANNEL] else sf, 0, 0, 0, file)
                 for track, channels in track_channels.items()
                 if not (options.remap_track_channel and track == 0)
             ]
             report.add("detected_key_signature", len(new))
             added += new
             continue
-        rewritten += [(row, sf) for row in of_file if track_channels.get(int(events[TRACK, row])) != [DRUM_CHANNEL]]
+        rewritten += [(row, sf) for row in of_file if track_channels.get(int(events.track[row])) != [DRUM_CHANNEL]]
     if rewritten:
         at, sf_of_row = zip(*rewritten, strict=True)
-        events[PARAM0, list(at)] = sf_of_row
-        events[PARAM1, list(at)] = 0
+        events.param0[list(at)] = sf_of_row
+        events.param1[list(at)] = 0
     return removed, added

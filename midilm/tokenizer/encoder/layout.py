@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from midilm.tokenizer.encoder.grouping import first_seen
-from midilm.tokenizer.encoder.table import FILE
-from midilm.tokenizer.score import CONTROL, KIND, NOTE, PARAM0, PARAM1, PATCH, TRACK
+from midilm.tokenizer.columns import Columns
+from midilm.tokenizer.encoder.table import Batch
+from midilm.tokenizer.score import CONTROL, NOTE, PATCH
 from midilm.vocab import CHANNELS, DRUM_CHANNEL, MAX_TRACKS
+
+_KINDS = 4
+"""Kinds with a channel (note, patch, control) fit in this many codes."""
+WITH_CHANNEL = np.array([True, True, True, False, False, False])
 
 
 class Instruments:
@@ -44,45 +48,45 @@ class Layout:
         self.pitch_class_hist: np.ndarray
 
     @classmethod
-    def of(cls, events: np.ndarray, files: int, tracks: list[int]) -> list[Layout]:
+    def of(cls, events: Columns, batch: Batch, tracks: list[int]) -> list[Layout]:
         """The layout of each file of the batch."""
         layouts = [cls(count) for count in tracks]
-        kind = events[KIND]
-        used = (kind <= CONTROL).nonzero()[0]
-        if not len(used):
-            for layout in layouts:
-                layout.pitch_class_hist = np.zeros(12, np.int64)
-            return layouts
-        file, channel, track, is_note = events[FILE, used], events[PARAM0, used], events[TRACK, used], kind[used] == NOTE
-        codes = first_seen((((file * CHANNELS) + channel) * MAX_TRACKS + track) * 2 + is_note)
-        pairs = codes >> 1
-        file_channels = pairs // MAX_TRACKS
-        for f, c, t, note in zip(
-            (file_channels // CHANNELS).tolist(),
-            (file_channels % CHANNELS).tolist(),
-            (pairs % MAX_TRACKS).tolist(),
-            (codes & 1).tolist(),
-            strict=True,
-        ):
-            layout = layouts[f]
+        kind = events.kind
+        used = WITH_CHANNEL[kind].nonzero()[0]
+        channel = events.param0[used].astype(np.int64)
+        # each (file, channel, track, kind) in order of first appearance: repeats in a row are dropped
+        # by numpy, the few that remain by a dict (its keys keep their insertion order)
+        codes = (batch.file_key(events.file[used], channel, CHANNELS) * MAX_TRACKS + events.track[used]) * _KINDS + kind[used]
+        changed = np.empty(len(codes), bool)
+        changed[:1] = True
+        np.not_equal(codes[1:], codes[:-1], out=changed[1:])
+        for code in dict.fromkeys(codes[changed].tolist()):
+            code, code_kind = divmod(code, _KINDS)
+            code, track = divmod(code, MAX_TRACKS)
+            file, channel_value = divmod(code, CHANNELS)
+            layout = layouts[file]
             instruments = layout.instruments
-            if c not in layout.track_map:
-                instruments.channels.append(c)
-                layout.track_map[c] = []
-            if t not in layout.track_map[c]:
-                layout.track_map[c].append(t)
-            if note:
-                layout.note_tracks.setdefault(c, []).append(t)
-                instruments.track_channels[t].append(c)
+            tracks_of = layout.track_map.get(channel_value)
+            if tracks_of is None:
+                instruments.channels.append(channel_value)
+                tracks_of = layout.track_map[channel_value] = []
+            if track not in tracks_of:
+                tracks_of.append(track)
+            if code_kind == NOTE:
+                layout.note_tracks.setdefault(channel_value, []).append(track)
+                instruments.track_channels[track].append(channel_value)
+            elif code_kind == PATCH:
+                instruments.patch_channels.add(channel_value)
         for layout in layouts:
             instruments = layout.instruments
             instruments.home = {c: tracks_of[0] for c, tracks_of in layout.note_tracks.items()}
             instruments.empty = [c for c in instruments.channels if c not in layout.note_tracks]
-        patch = kind[used] == PATCH
-        for code in first_seen(file[patch] * CHANNELS + channel[patch]).tolist():
-            layouts[code // CHANNELS].instruments.patch_channels.add(code % CHANNELS)
-        melodic = is_note & (channel != DRUM_CHANNEL)
-        hist = np.bincount(file[melodic] * 12 + events[PARAM1, used[melodic]] % 12, minlength=12 * files).reshape(files, 12)
+        melodic = used[(kind[used] == NOTE) & (channel != DRUM_CHANNEL)]
+        pitch_class = batch.file_key(events.file[melodic], events.param1[melodic] % 12, 12)
+        hist = np.bincount(pitch_class, minlength=12 * batch.count).reshape(batch.count, 12)
         for layout, counts in zip(layouts, hist, strict=True):
             layout.pitch_class_hist = counts
         return layouts
+
+
+assert CONTROL < _KINDS

@@ -8,11 +8,11 @@ from functools import cached_property
 
 import numpy as np
 
-from midilm.tokenizer.encoder.grouping import first_seen, first_values
-from midilm.tokenizer.encoder.layout import Instruments, Layout
-from midilm.tokenizer.encoder.table import FILE, Batch, append_events
+from midilm.tokenizer.columns import Columns
+from midilm.tokenizer.encoder.layout import WITH_CHANNEL, Instruments, Layout
+from midilm.tokenizer.encoder.table import Batch, append_events
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.score import CONTROL, KEY_SIG, KIND, NOTE, PARAM0, PATCH, TRACK
+from midilm.tokenizer.score import KEY_SIG
 from midilm.vocab import CHANNELS, DRUM_CHANNEL, MAX_TRACKS, NO_KEY_SF
 
 
@@ -66,96 +66,90 @@ def _renumber(layout: Layout, options: TokenizerOptions) -> _Renumbering:
     return _Renumbering(channel_map, new_track)
 
 
-def remap(events: np.ndarray, layouts: list[Layout], options: TokenizerOptions, batch: Batch) -> tuple[np.ndarray, list[Instruments]]:
+def remap(events: Columns, layouts: list[Layout], options: TokenizerOptions, batch: Batch) -> list[Instruments]:
     """Step 3: pack channels densely (drums stay on 9) and give each
     (channel, track) pair with notes a track of its own, numbered from 1 in
     channel order; tempo and time signatures go to track 0, program and
     control changes of a channel with notes elsewhere to its first note track.
 
-    Returns the rewritten events and each file's renumbered instruments.
+    Rewrites the events in place; returns each file's renumbered instruments.
     """
     renumberings = [_renumber(layout, options) for layout in layouts]
-    # lookup tables indexed by (file * CHANNELS + channel) [* MAX_TRACKS + track]
+    # lookup tables by (file * CHANNELS + channel) [* MAX_TRACKS + track], of the pairs that occur
     mapped = np.zeros(batch.count * CHANNELS, np.int64)
-    home_track = np.full(batch.count * CHANNELS, -1, np.int64)
-    new_track = np.zeros(batch.count * CHANNELS * MAX_TRACKS, np.int64)
-    has_notes = np.zeros(batch.count * CHANNELS * MAX_TRACKS, bool)
-    mapped_at, mapped_value, home_at, home_value, at, value, note_at = [], [], [], [], [], [], []
+    target = np.zeros(batch.count * CHANNELS * MAX_TRACKS, np.int64)
+    mapped_at, mapped_value, target_at, target_value = [], [], [], []
     for file, (layout, renumbering) in enumerate(zip(layouts, renumberings, strict=True)):
-        base = file * CHANNELS
+        new_track = renumbering.new_track
         for channel, packed in renumbering.channel_map.items():
-            mapped_at.append(base + channel)
+            mapped_at.append(file * CHANNELS + channel)
             mapped_value.append(packed)
-        for channel, note_tracks in layout.note_tracks.items():
-            home_at.append(base + channel)
-            home_value.append(note_tracks[0])
-            note_at += [(base + channel) * MAX_TRACKS + track for track in note_tracks]
-        for (channel, track), renumbered in renumbering.new_track.items():
-            at.append((base + channel) * MAX_TRACKS + track)
-            value.append(renumbered)
+            note_tracks = layout.note_tracks.get(channel)
+            for track in layout.track_map[channel]:
+                # a setting on a track without the channel's notes moves to the channel's first note track
+                source = note_tracks[0] if note_tracks and track not in note_tracks else track
+                target_at.append((file * CHANNELS + channel) * MAX_TRACKS + track)
+                target_value.append(new_track.get((channel, source), 0))
     mapped[mapped_at] = mapped_value
-    home_track[home_at] = home_value
-    new_track[at] = value
-    has_notes[note_at] = True
+    target[target_at] = target_value
 
-    kind, track = events[KIND], events[TRACK]
-    original_track = track.copy()
-    used = kind <= CONTROL
-    file_channel = events[FILE] * CHANNELS + np.where(used, events[PARAM0], 0)
-    home = home_track[file_channel]
-    moved = used & (kind != NOTE) & (home >= 0) & ~has_notes[file_channel * MAX_TRACKS + track]
-    source = np.where(moved, home, track)
-    events[TRACK] = np.where(used, new_track[file_channel * MAX_TRACKS + source], np.where(kind == KEY_SIG, track, 0))
-    events[PARAM0, used] = mapped[file_channel[used]]
-    events = _spread_key_signatures(events, original_track, renumberings, batch)
-
-    instruments = [Instruments(list(renumbering.channel_map.values()), {}) for renumbering in renumberings]
-    kind = events[KIND]
-    file_channel = events[FILE] * CHANNELS + events[PARAM0]
-    notes = (kind == NOTE).nonzero()[0]
-    for code, track_index in zip(*first_values(file_channel[notes], events[TRACK, notes]), strict=True):
-        instruments[code // CHANNELS].home[code % CHANNELS] = track_index
-    for code in first_seen(file_channel[kind == PATCH]).tolist():
-        instruments[code // CHANNELS].patch_channels.add(code % CHANNELS)
-    for layout, renumbering, renumbered in zip(layouts, renumberings, instruments, strict=True):
-        channel_map = renumbering.channel_map
-        renumbered.empty = [channel_map[c] for c in layout.instruments.empty]
-        for original in sorted(channel_map):
-            for track_index in layout.track_map[original]:
-                channels_of = renumbered.track_channels.setdefault(renumbering.new_track.get((original, track_index), 0), [])
-                if channel_map[original] not in channels_of:
-                    channels_of.append(channel_map[original])
-    return events, instruments
+    kind, track = events.kind, events.track
+    used = WITH_CHANNEL[kind]
+    file_channel = batch.file_key(events.file, np.where(used, events.param0, 0), CHANNELS)
+    original_track = track
+    events.track = np.where(used, target[file_channel * MAX_TRACKS + track], np.where(kind == KEY_SIG, track, 0)).astype(track.dtype)
+    events.param0 = np.where(used, mapped[file_channel], events.param0).astype(events.param0.dtype)
+    _spread_key_signatures(events, original_track, renumberings, batch)
+    return [_renumbered(layout, renumbering) for layout, renumbering in zip(layouts, renumberings, strict=True)]
 
 
-def _spread_key_signatures(events: np.ndarray, original_track: np.ndarray, renumberings: list[_Renumbering], batch: Batch) -> np.ndarray:
+def _renumbered(layout: Layout, renumbering: _Renumbering) -> Instruments:
+    """A file's instruments after renumbering. A channel's first note lies on
+    its first note track whatever deduplication removed (the last note of a
+    pitch always stays, and notes put back at the end of the event list
+    never pass a later track's), so the layout tells it all."""
+    channel_map, new_track = renumbering.channel_map, renumbering.new_track
+    renumbered = Instruments(list(channel_map.values()), {})
+    renumbered.home = {channel_map[c]: new_track[c, tracks[0]] for c, tracks in layout.note_tracks.items()}
+    renumbered.patch_channels = {channel_map[c] for c in layout.instruments.patch_channels}
+    renumbered.empty = [channel_map[c] for c in layout.instruments.empty]
+    for original in sorted(channel_map):
+        for track_index in layout.track_map[original]:
+            channels_of = renumbered.track_channels.setdefault(new_track.get((original, track_index), 0), [])
+            if channel_map[original] not in channels_of:
+                channels_of.append(channel_map[original])
+    return renumbered
+
+
+def _spread_key_signatures(events: Columns, original_track: np.ndarray, renumberings: list[_Renumbering], batch: Batch) -> None:
     """Put each key signature on the new tracks its original track became:
     the first (channel, track) pair (in original channel order) takes the
     event, each further pair gets a copy at the end of the list. On the drum
     channel the key becomes sf = 0, and copies inherit the first pair's sf.
     A key signature whose track keeps nothing is deleted, except on track 0."""
-    rows = (events[KIND] == KEY_SIG).nonzero()[0]
+    rows = (events.kind == KEY_SIG).nonzero()[0]
     if not len(rows):
-        return events
-    copies = []
+        return
+    copies: list[tuple[int, ...]] = []
     delete = []
-    for row, file, track in zip(rows.tolist(), events[FILE, rows].tolist(), original_track[rows].tolist(), strict=True):
+    file_of = events.file[rows].tolist()
+    for row, file, track in zip(rows.tolist(), file_of, original_track[rows].tolist(), strict=True):
         pairs = renumberings[file].pairs_by_track.get(track)
         if not pairs:
             if track != 0:
                 delete.append(row)
             continue
-        first_channel, events[TRACK, row] = pairs[0]
+        first_channel, events.track[row] = pairs[0]
         if first_channel == DRUM_CHANNEL:
-            events[PARAM0, row] = NO_KEY_SF
+            events.param0[row] = NO_KEY_SF
+        sf, mi = int(events.param0[row]), int(events.param1[row])
+        time = int(events.time[row])
         for channel, track_index in pairs[1:]:
-            copy = events[:, row].copy()
-            copy[TRACK] = track_index
-            if channel == DRUM_CHANNEL:
-                copy[PARAM0] = NO_KEY_SF
-            copies.append(copy)
-    batch.drop("key_signature_untracked", events[FILE, delete])
-    batch.add("key_signature_copy", np.array([copy[FILE] for copy in copies], np.int64))
+            copies.append((KEY_SIG, time, track_index, NO_KEY_SF if channel == DRUM_CHANNEL else sf, mi, 0, 0, file))
+    batch.drop("key_signature_untracked", events.file, np.array(delete, np.int64))
+    batch.add("key_signature_copy", np.array([copy[-1] for copy in copies], np.int64), np.arange(len(copies)))
     if delete:
-        events = np.delete(events, delete, axis=1)
-    return append_events(events, copies)
+        keep = np.ones(len(events), bool)
+        keep[delete] = False
+        events.keep(keep)
+    append_events(events, copies)

@@ -137,12 +137,17 @@ class ScoreBuilder:
         # ticks from each track's start; a carried track goes on from its tick
         track_start = (track[1:] != track[:-1]).nonzero()[0] + 1
         tick = delta.cumsum()
-        segment_last = np.append(track_start - 1, count - 1)
+        segment_last = np.empty(len(track_start) + 1, np.int64)
+        np.subtract(track_start, 1, out=segment_last[:-1])
+        segment_last[-1] = count - 1
         if len(track_start) or carry is not None:
             restart = np.empty(len(segment_last), np.int64)
             restart[0] = -carry.tick if carry is not None else 0
-            restart[1:] = tick[track_start - 1]
-            tick -= np.repeat(restart, np.diff(segment_last, prepend=-1))
+            restart[1:] = tick[segment_last[:-1]]
+            lengths = segment_last.copy()
+            lengths[1:] -= segment_last[:-1]
+            lengths[0] += 1
+            tick -= np.repeat(restart, lengths)
         segment_track, segment_tick = track[segment_last], tick[segment_last]
         if segment_tick.max() >= MAX_TRACK_TICKS:
             for file, ticks in zip(self.track_files[segment_track].tolist(), segment_tick.tolist(), strict=True):

@@ -45,13 +45,23 @@ def piece_messages(buffer: np.ndarray, start: int, runs: np.ndarray, singles: np
     return messages
 
 
+_ALTERNATING = (np.arange(1 << 12) & 1).astype(bool)
+
+
+def _alternating(count: int) -> np.ndarray:
+    """False, True, False... ``count`` of them."""
+    return _ALTERNATING[:count] if count <= len(_ALTERNATING) else (np.arange(count) & 1).astype(bool)
+
+
 def _decode_runs(buffer: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, ...]:
     """Each run message's delta-time end (an offset in ``buffer``), delta time,
     code and two data bytes; ``runs`` are ``[2, r]`` offsets (start, stop)."""
-    in_run = np.zeros(len(buffer) + 1, np.int8)
-    in_run[runs[0]] = 1
-    in_run[runs[1]] -= 1
-    low = ((buffer < 0x80) & np.cumsum(in_run[:-1], dtype=np.int8).view(bool)).nonzero()[0]
+    # the buffer alternates between bytes outside runs and run bytes
+    edges = np.empty(2 * runs.shape[1] + 2, np.int64)
+    edges[0], edges[-1] = 0, len(buffer)
+    edges[1:-1] = runs.T.ravel()
+    in_run = np.repeat(_alternating(len(edges) - 1), edges[1:] - edges[:-1])
+    low = ((buffer < 0x80) & in_run).nonzero()[0]
     delta_end, data1, data2 = low[0::3], low[1::3], low[2::3]
     delta = buffer[delta_end].astype(np.int64)
     # a delta's other bytes lie between the previous message (or the run's start) and its last byte

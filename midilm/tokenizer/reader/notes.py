@@ -49,7 +49,7 @@ def pair_notes(track: np.ndarray, pitch_key: np.ndarray, is_on: np.ndarray) -> t
     order = key_order(track, pitch_key)
     key = (track * PITCH_KEYS + pitch_key)[order]
     on = is_on[order]
-    if not count & 1 and on[0::2].all() and not on[1::2].any() and np.array_equal(key[0::2], key[1::2]):
+    if not count & 1 and on[0::2].all() and not on[1::2].any() and (key[0::2] == key[1::2]).all():
         return order[0::2], order[1::2], order[:0], order[:0]
     closed_on, closed_off, open_on, open_first = _pair_queues(key, on)
     return order[closed_on], order[closed_off], order[open_on], order[open_first]
