@@ -117,7 +117,9 @@ Item = tuple[bytes, str | None] | MidiFileError
 
 
 def _batches(sources: Iterable[Source], max_bytes: int) -> Iterator[list[Item]]:
-    """The sources read, in batches of at most ``MAX_BATCH_FILES`` files or about ``MAX_BATCH_BYTES`` bytes."""
+    """The sources read, in batches of at most ``MAX_BATCH_FILES`` files or about
+    ``MAX_BATCH_BYTES`` bytes; a larger file makes a batch of its own (the
+    tokenizer's memory stays a few times a file's size only for files alone)."""
     batch: list[Item] = []
     size = 0
     for source in sources:
@@ -125,8 +127,12 @@ def _batches(sources: Iterable[Source], max_bytes: int) -> Iterator[list[Item]]:
             item: Item = read_bytes(source, max_bytes)
         except MidiFileError as error:
             item = error
+        item_size = len(item[0]) if isinstance(item, tuple) else 0
+        if item_size > MAX_BATCH_BYTES and batch:
+            yield batch
+            batch, size = [], 0
         batch.append(item)
-        size += len(item[0]) if isinstance(item, tuple) else 0
+        size += item_size
         if len(batch) >= MAX_BATCH_FILES or size >= MAX_BATCH_BYTES:
             yield batch
             batch, size = [], 0

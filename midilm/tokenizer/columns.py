@@ -29,6 +29,15 @@ def index_dtype(count: int) -> type[np.signedinteger]:
     return np.int16 if count <= np.iinfo(np.int16).max else np.int32
 
 
+def narrowed(values: np.ndarray, dtype: type[np.signedinteger]) -> np.ndarray:
+    """``values`` as ``dtype`` when they fit in half its range (so that their
+    differences fit too), else unchanged."""
+    limit = np.iinfo(dtype).max // 2
+    if len(values) and (int(values.min()) < -limit or int(values.max()) > limit):
+        return values
+    return values.astype(dtype, copy=False)
+
+
 class Columns:
     """A table of events, one array per field (:data:`FIELDS`), all of one length.
 

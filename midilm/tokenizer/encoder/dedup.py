@@ -35,34 +35,45 @@ def deduplicate(events: Columns, batch: Batch) -> None:
     count = len(events)
     if count < 2:
         return
-    file, track, time, kind = events.file, events.track, events.time, events.kind
-    popped = None
-    notes = (kind == NOTE).nonzero()[0]
-    if len(notes) > 1:
-        voice_order, _, voice_ends = sort_groups(*batch.keys(file[notes], track[notes], events.param0[notes], events.param1[notes]))
-        by_voice = notes[voice_order]
-        same_voice = ~voice_ends[:-1]
-        earlier, later = by_voice[:-1][same_voice], by_voice[1:][same_voice]
-        gap = time[later] - time[earlier]
-        duration = events.param3[earlier]
-        events.param3[earlier] = np.where(gap > 0, np.minimum(duration, gap), duration)
-        if (gap <= 0).any():
-            popped = np.zeros(count, bool)
-            popped[earlier[gap <= 0]] = True
-
-    first, second = dedup_key(events)
+    popped = _shorten_overlaps(events, batch)
     # the score lists each track's events about in time order: the sort has little to do
-    order, starts, ends = sort_groups(*batch.keys(file, track, time, kind, first, second), nearly_sorted=True)
+    order, starts, ends = sort_groups(*batch.keys(events.file, events.track, events.time, events.kind, *dedup_key(events)))
     if popped is None:
         if ends.all():
             return
         popped = np.zeros(count, bool)
     popped_sorted = popped[order]
-    chain_start = starts.copy()
+    chain_start = starts
     chain_start[1:] |= popped_sorted[:-1]
     chain_first = order[np.maximum.accumulate(np.where(chain_start, np.arange(count), 0))]
     survives = ends & ~popped_sorted
-    batch.drop("note_overlap", file, popped)
-    batch.drop("duplicate", file, order[~survives & ~popped_sorted])
+    batch.drop("note_overlap", events.file, popped)
+    batch.drop("duplicate", events.file, order[~survives & ~popped_sorted])
     place = chain_first[survives]
+    del chain_first, popped_sorted
     events.keep(order[survives][np.argsort(place, kind="stable")])
+
+
+def _shorten_overlaps(events: Columns, batch: Batch) -> np.ndarray | None:
+    """Shorten each note to at most the gap to the next note of its (track,
+    channel, pitch) in event-list order; returns which notes that removes
+    (shortened to 0), or None when none."""
+    notes = (events.kind == NOTE).nonzero()[0]
+    if len(notes) < 2:
+        return None
+    voice_order, _, voice_ends = sort_groups(*batch.keys(events.file[notes], events.track[notes], events.param0[notes], events.param1[notes]))
+    by_voice = notes[voice_order]
+    del notes, voice_order
+    same_voice = ~voice_ends[:-1]
+    earlier, later = by_voice[:-1][same_voice], by_voice[1:][same_voice]
+    del by_voice, same_voice
+    gap = events.time[later] - events.time[earlier]
+    del later
+    duration = events.param3[earlier]
+    events.param3[earlier] = np.where(gap > 0, np.minimum(duration, gap), duration)
+    removed = gap <= 0
+    if not removed.any():
+        return None
+    popped = np.zeros(len(events), bool)
+    popped[earlier[removed]] = True
+    return popped

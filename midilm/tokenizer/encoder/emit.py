@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from midilm import vocab
-from midilm.tokenizer.columns import Columns
+from midilm.tokenizer.columns import PARAM_FIELDS, Columns
 from midilm.tokenizer.encoder.dedup import dedup_key
 from midilm.tokenizer.encoder.grouping import sort_groups, sort_order
 from midilm.tokenizer.encoder.layout import Instruments
@@ -44,7 +44,7 @@ _KEEPS_TIME[[NOTE, TIME_SIG]] = True
 def sort_events(events: Columns, batch: Batch) -> np.ndarray:
     """The order of the events (in event-list order) sorted by (file, time,
     track, kind rank), ties in event-list order."""
-    return sort_order(*batch.keys(events.file, events.time, events.track, _SORT_RANK[events.kind]), nearly_sorted=True)
+    return sort_order(*batch.keys(events.file, events.time, events.track, _SORT_RANK[events.kind]))
 
 
 def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarray:
@@ -60,8 +60,13 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     """
     if not len(order):
         return order
-    file = None if batch.single else events.file[order]
-    in_setup = _setup(file, events.time[order], events.kind[order])
+    if batch.single:
+        end = _setup_end(events, order)
+        in_setup: slice | np.ndarray = slice(0, end)
+        file = None
+    else:
+        file = events.file[order]
+        in_setup = _setup(file, events.time[order], events.kind[order])
     setup_at = order[in_setup]
     if not len(setup_at):
         return order
@@ -77,10 +82,10 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     survivor = group_order[ends]
     events.time[setup_at[survivor]] = setup.time[survivor]
     kept = setup_at[survivor[np.argsort(first_member)]]
-    kept = kept[sort_order(*batch.keys(events.file[kept], events.time[kept], events.track[kept], _SORT_RANK[events.kind[kept]]), nearly_sorted=True)]
-    rest = order[~in_setup]
+    kept = kept[sort_order(*batch.keys(events.file[kept], events.time[kept], events.track[kept], _SORT_RANK[events.kind[kept]]))]
     if batch.single:
-        return np.concatenate([kept, rest])
+        return np.concatenate([kept, order[in_setup.stop :]])
+    rest = order[~in_setup]
     # each file: its kept settings, sorted, then the rest of its events
     kept_count = np.bincount(events.file[kept], minlength=batch.count)
     rest_file = file[~in_setup]
@@ -92,40 +97,62 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     return collapsed
 
 
-def _setup(file: np.ndarray | None, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """Whether each event (sorted; its file, time and kind given; ``file``
-    None for a batch of one) lies before the event that ends its file's
-    setup: the first note not followed by an event at the same time, or the
-    first event after a note at a new time. A file without one has no setup."""
+def _setup(file: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """Whether each event (sorted; its file, time and kind given) lies before
+    the event that ends its file's setup. A file without one has no setup."""
     count = len(time)
-    same_time = (time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))
-    same_as_previous = np.zeros(count, bool)
-    np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
-    if file is not None:
-        file_start = np.empty(count, bool)
-        file_start[0] = True
-        np.not_equal(file[1:], file[:-1], out=file_start[1:])
-        same_as_previous &= ~file_start
-    same_as_next = np.zeros(count, bool)
-    same_as_next[:-1] = same_as_previous[1:]
-    note = kind == NOTE
-    notes_before = np.cumsum(note) - note
-    if file is None:
-        note_before = notes_before > 0
-    else:
-        starts_at = np.maximum.accumulate(np.where(file_start, np.arange(count), 0))
-        note_before = notes_before > notes_before[starts_at]
-    ends = ((note & ~same_as_next) | (note_before & ~same_as_previous)).nonzero()[0]
+    file_start = np.empty(count, bool)
+    file_start[0] = True
+    np.not_equal(file[1:], file[:-1], out=file_start[1:])
+    ends = _ends_setup(time, kind, file_start).nonzero()[0]
     if not len(ends):
         return np.zeros(count, bool)
-    if file is None:
-        return np.arange(count) < ends[0]
     file_starts = file_start.nonzero()[0]
     first_end = ends[np.minimum(np.searchsorted(ends, file_starts), len(ends) - 1)]
     # a file's first end, if it lies in that file; else the file has no setup (its start)
     end_of_file = np.zeros(int(file[-1]) + 1, np.int64)
     end_of_file[file[file_starts]] = np.where(file[first_end] == file[file_starts], first_end, file_starts)
     return np.arange(count) < end_of_file[file]
+
+
+def _setup_end(events: Columns, order: np.ndarray) -> int:
+    """The setup of a single file's sorted events ``order``: its length
+    (0: none). The setup ends early in any real file, so the events are
+    looked at in growing prefixes."""
+    size = 64
+    while True:
+        prefix = order[: size + 1]  # the event after the prefix tells whether its last event is followed at the same time
+        ends = _ends_setup(events.time[prefix], events.kind[prefix], None)
+        last = len(prefix) if len(prefix) == len(order) else size
+        found = ends[:last].nonzero()[0]
+        if len(found):
+            return int(found[0])
+        if last == len(order):
+            return 0
+        size *= 16
+
+
+def _ends_setup(time: np.ndarray, kind: np.ndarray, file_start: np.ndarray | None) -> np.ndarray:
+    """Which sorted events (of one file when ``file_start`` is None) would
+    end the setup, the reference's walk: a note not followed by an event at
+    the same time, or an event after a note not at the time of the one
+    before it."""
+    count = len(time)
+    same_time = (time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))
+    same_as_previous = np.zeros(count, bool)
+    np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
+    del same_time
+    if file_start is not None:
+        same_as_previous &= ~file_start
+    same_as_next = np.zeros(count, bool)
+    same_as_next[:-1] = same_as_previous[1:]
+    note = kind == NOTE
+    notes_before = np.cumsum(note) - note
+    if file_start is None:
+        note_before = notes_before > 0
+    else:
+        note_before = notes_before > notes_before[np.maximum.accumulate(np.where(file_start, np.arange(count), 0))]
+    return (note & ~same_as_next) | (note_before & ~same_as_previous)
 
 
 def drop_empty_channels(events: Columns, order: np.ndarray, instruments: list[Instruments], batch: Batch) -> np.ndarray:
@@ -144,73 +171,101 @@ def _unsigned(values: np.ndarray) -> np.ndarray:
     return values.view(np.dtype(f"u{values.itemsize}"))
 
 
+def _out_of_range(events: Columns, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
+    """Of the events at ``rows``: whether each is out of the vocabulary's range
+    (any parameter, the track, a negative time), and whether each is a note
+    whose parameters are all in range but its duration (``long_note``)."""
+    kind = events.kind[rows]
+    # as unsigned numbers, negative values are too large: one comparison checks both ends
+    bad = _unsigned(events.track[rows]) >= MAX_TRACKS
+    for slot, param in enumerate(events.params[:3]):
+        bad |= _unsigned(param[rows]) >= _PARAM_LIMIT[slot].take(kind)
+    long_note = _unsigned(events.param3[rows]) >= _PARAM_LIMIT[3].take(kind)
+    long_note &= kind == NOTE
+    long_note &= ~bad
+    bad |= long_note
+    bad |= events.time[rows] < 0  # (hand-built scores only) a negative time1 is out of range too
+    return bad, long_note
+
+
 def emit(events: Columns, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
     """Step 5b: range-check every event (sorted, file after file) and write
     its token rows, file by file. An event out of range is dropped; since
     times are relative to the last *emitted* event, a gap of 128 beats or
-    more drops that event and every later one of its file."""
+    more drops that event and every later one of its file. The events are
+    consumed: each field is released once written."""
     count = len(events)
-    kind, track, file = events.kind, events.track, events.file
-    # as unsigned numbers, negative values are too large: one comparison checks both ends
-    params_bad = [_unsigned(param) >= _PARAM_LIMIT[slot].take(kind) for slot, param in enumerate(events.params)]
-    track_bad = _unsigned(track) >= MAX_TRACKS
-    ok = ~(params_bad[0] | params_bad[1] | params_bad[2] | params_bad[3] | track_bad)
-    ok &= events.time >= 0  # (hand-built scores only) a negative time1 is out of range too
-    candidates = ok.nonzero()[0]
-    beat = events.time[candidates] >> STEP_BITS
-    relative = np.empty(len(candidates), np.int64)
-    if len(candidates):
+    ok = ~_out_of_range(events, slice(None))[0]
+    candidates = None if ok.all() else ok.nonzero()[0]
+    beat = events.time >> STEP_BITS
+    if candidates is not None:
+        beat = beat[candidates]
+    relative = np.empty_like(beat)
+    if len(beat):
         relative[0] = beat[0]
         np.subtract(beat[1:], beat[:-1], out=relative[1:])
         if not batch.single:
-            candidate_file = file[candidates]
-            file_start = np.empty(len(candidates), bool)
+            candidate_file = events.file if candidates is None else events.file[candidates]
+            file_start = np.empty(len(beat), bool)
             file_start[0] = True
             np.not_equal(candidate_file[1:], candidate_file[:-1], out=file_start[1:])
             relative[file_start] = beat[file_start]
     del beat
     gaps = (relative >= MAX_TIME1).nonzero()[0]
-    alive = ok
     if len(gaps):
+        if candidates is None:
+            candidates = np.arange(count)
         first_gap = np.full(batch.count, count, np.int64)
-        np.minimum.at(first_gap, file[candidates[gaps]], candidates[gaps])
-        alive = np.arange(count) < first_gap[file]
-        batch.drop("gap", file, ~alive)
+        np.minimum.at(first_gap, events.file[candidates[gaps]], candidates[gaps])
+        alive = np.arange(count) < first_gap[events.file]
+        batch.drop("gap", events.file, ~alive)
         kept = alive[candidates]
         candidates, relative = candidates[kept], relative[kept]
-        failed = (~ok & alive).nonzero()[0]
-    else:
+        ok |= ~alive  # counted as gaps, not as out of range
+    if not ok.all():
         failed = (~ok).nonzero()[0]
-    if len(failed):
-        long_note = (
-            (kind[failed] == NOTE)
-            & (events.param3[failed] >= MAX_DURATION)
-            & ~(params_bad[0][failed] | params_bad[1][failed] | params_bad[2][failed] | track_bad[failed])
-        )
-        batch.drop("long_note", file, failed[long_note])
-        batch.drop("out_of_range", file, failed[~long_note])
-    del params_bad, track_bad, ok, alive
+        long_note = _out_of_range(events, failed)[1]
+        batch.drop("long_note", events.file, failed[long_note])
+        batch.drop("out_of_range", events.file, failed[~long_note])
+    del ok
+    if candidates is not None:
+        events.keep(candidates)
+        del candidates
+    return _token_rows(events, relative, options, batch)
 
-    if len(candidates) < count:
-        events = events.take(candidates)
+
+_PARAM_OFFSET_TOKENS = _PARAM_OFFSET.astype(vocab.TOKEN_DTYPE)
+
+
+def _token_rows(events: Columns, relative: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
+    """Each file's token rows: BOS, a row per event (``relative``: its beats
+    since the event before), EOS. Written field by field into the rows,
+    each field released once written."""
+    count, kind = len(events), events.kind
     extra = 1 if options.add_bos_eos else 0
-    per_file = np.array([len(events)]) if batch.single else np.bincount(events.file, minlength=batch.count)
+    per_file = np.array([count]) if batch.single else np.bincount(events.file, minlength=batch.count)
     sizes = per_file + 2 * extra
     ends = sizes.cumsum()
     starts = ends - sizes
     tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
-    # emitted events are in file order: event i goes to its file's block, after the BOS row
-    if batch.single:
-        at: slice | np.ndarray = slice(extra, extra + len(events))
-    else:
-        at = np.arange(len(events)) + (starts + extra - (per_file.cumsum() - per_file))[events.file]
-    kinds = events.kind
-    tokens[at, vocab.EVENT_SLOT] = _EVENT_ID[kinds]
-    tokens[at, vocab.TIME1_SLOT] = relative + vocab.PARAM_OFFSET["time1"]
-    tokens[at, vocab.TIME2_SLOT] = (events.time & (STEPS_PER_BEAT - 1)) + vocab.PARAM_OFFSET["time2"]
-    tokens[at, vocab.TRACK_SLOT] = events.track + vocab.PARAM_OFFSET["track"]
-    for slot, param in enumerate(events.params):
-        tokens[at, vocab.CHANNEL_SLOT + slot] = param + _PARAM_OFFSET[slot].take(kinds)
+    rows = tokens[extra : extra + count] if batch.single else np.zeros((count, vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
+    _EVENT_ID.take(kind, out=rows[:, vocab.EVENT_SLOT])
+    np.add(relative, vocab.PARAM_OFFSET["time1"], out=rows[:, vocab.TIME1_SLOT], casting="unsafe")
+    del relative
+    column = rows[:, vocab.TIME2_SLOT]
+    np.bitwise_and(events.time, STEPS_PER_BEAT - 1, out=column, casting="unsafe")
+    column += vocab.PARAM_OFFSET["time2"]
+    events.time = None
+    np.add(events.track, vocab.PARAM_OFFSET["track"], out=rows[:, vocab.TRACK_SLOT], casting="unsafe")
+    events.track = None
+    for slot, name in enumerate(PARAM_FIELDS):
+        column = rows[:, vocab.CHANNEL_SLOT + slot]
+        _PARAM_OFFSET_TOKENS[slot].take(kind, out=column)
+        np.add(column, getattr(events, name), out=column, casting="unsafe")
+        setattr(events, name, None)
+    if not batch.single:
+        # emitted events are in file order: event i goes to its file's block, after the BOS row
+        tokens[np.arange(count) + (starts + extra - (per_file.cumsum() - per_file))[events.file]] = rows
     if extra:
         tokens[starts, vocab.EVENT_SLOT] = vocab.BOS
         tokens[ends - 1, vocab.EVENT_SLOT] = vocab.EOS

@@ -9,48 +9,50 @@ SMALL = 2048
 """Below this many rows one ``lexsort`` call is cheaper than packing a key."""
 
 
-def sort_order(*columns: np.ndarray, nearly_sorted: bool = False) -> np.ndarray:
+def sort_order(*columns: np.ndarray) -> np.ndarray:
     """Indices that sort rows by the columns (first column most significant),
-    ties in row order: a stable lexicographic sort, done as one argsort of a
-    packed integer key when the values allow it. When the rows are
-    ``nearly_sorted`` already, a stable merge sort of the key, about linear
-    on such input, beats a quicksort (which needs the row index in its key)."""
-    return _ordered(columns, nearly_sorted)[0]
+    ties in row order: a stable lexicographic sort, done as one stable sort
+    of a packed integer key when the values allow it (a merge sort, about
+    linear on rows nearly in order already, as a track's events are)."""
+    return _ordered(columns)[0]
 
 
-def sort_groups(*columns: np.ndarray, nearly_sorted: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sort_groups(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`sort_order` of the rows, and for the sorted rows whether each
     starts / ends a group of equal keys."""
-    order, key = _ordered(columns, nearly_sorted)
-    starts, ends = group_bounds(key[order]) if key is not None else group_bounds(*(column[order] for column in columns))
-    return order, starts, ends
+    order, key = _ordered(columns)
+    if key is None:
+        return (order, *group_bounds(*(column[order] for column in columns)))
+    key = key[order]
+    return (order, *group_bounds(key))
 
 
-def _ordered(columns: tuple[np.ndarray, ...], nearly_sorted: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def _ordered(columns: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`sort_order`, and the packed key it sorted (None when it sorted the columns)."""
     count = len(columns[0])
     if count < 2:
         return np.arange(count), None
     if count >= SMALL:
-        key = _packed(columns, 1 if nearly_sorted else count)
+        key = _packed(columns)
         if key is not None:
-            return (np.argsort(key, kind="stable") if nearly_sorted else np.argsort(key * count + np.arange(count))), key
+            return np.argsort(key, kind="stable"), key
     return np.lexsort(columns[::-1]), None
 
 
-def _packed(columns: tuple[np.ndarray, ...], headroom: int) -> np.ndarray | None:
-    """The columns as one integer key with the same order, or None when the
-    key times ``headroom`` would not fit in 62 bits."""
-    key = None
-    span_product = headroom
+def _packed(columns: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """The columns as one int64 key with the same order, or None when it
+    would not fit in 63 bits. Built in place: one array of the rows' length."""
+    spans = []
     for column in columns:
         low, high = int(column.min()), int(column.max())
-        span = high - low + 1
-        span_product *= span
-        if span_product >= 1 << 62:
-            return None
-        shifted = column.astype(np.int64) - low
-        key = shifted if key is None else key * span + shifted
+        spans.append((low, high - low + 1))
+    if np.prod([float(span) for _, span in spans]) >= 2.0**61:  # a margin for the rounding of the product
+        return None
+    key = np.zeros(len(columns[0]), np.int64)
+    for column, (low, span) in zip(columns, spans, strict=True):
+        key *= span
+        key += column
+        key -= low
     return key
 
 

@@ -51,42 +51,67 @@ class Layout:
     def of(cls, events: Columns, batch: Batch, tracks: list[int]) -> list[Layout]:
         """The layout of each file of the batch."""
         layouts = [cls(count) for count in tracks]
-        kind = events.kind
-        used = WITH_CHANNEL[kind].nonzero()[0]
-        channel = events.param0[used].astype(np.int64)
-        # each (file, channel, track, kind) in order of first appearance: repeats in a row are dropped
-        # by numpy, the few that remain by a dict (its keys keep their insertion order)
-        codes = (batch.file_key(events.file[used], channel, CHANNELS) * MAX_TRACKS + events.track[used]) * _KINDS + kind[used]
-        changed = np.empty(len(codes), bool)
-        changed[:1] = True
-        np.not_equal(codes[1:], codes[:-1], out=changed[1:])
-        for code in dict.fromkeys(codes[changed].tolist()):
+        # each (file, channel, track, kind) in order of first appearance, a stretch of events at a time
+        codes: dict[int, None] = {}
+        hist = np.zeros(12 * batch.count, np.int64)
+        for start in range(0, len(events), STRETCH):
+            part = events.rows(start, start + STRETCH)
+            codes.update(dict.fromkeys(_first_codes(part, batch)))
+            hist += _pitch_classes(part, batch)
+        for code in codes:
             code, code_kind = divmod(code, _KINDS)
             code, track = divmod(code, MAX_TRACKS)
-            file, channel_value = divmod(code, CHANNELS)
-            layout = layouts[file]
-            instruments = layout.instruments
-            tracks_of = layout.track_map.get(channel_value)
-            if tracks_of is None:
-                instruments.channels.append(channel_value)
-                tracks_of = layout.track_map[channel_value] = []
-            if track not in tracks_of:
-                tracks_of.append(track)
-            if code_kind == NOTE:
-                layout.note_tracks.setdefault(channel_value, []).append(track)
-                instruments.track_channels[track].append(channel_value)
-            elif code_kind == PATCH:
-                instruments.patch_channels.add(channel_value)
-        for layout in layouts:
+            file, channel = divmod(code, CHANNELS)
+            layouts[file].record(channel, track, code_kind)
+        for layout, counts in zip(layouts, hist.reshape(batch.count, 12), strict=True):
             instruments = layout.instruments
             instruments.home = {c: tracks_of[0] for c, tracks_of in layout.note_tracks.items()}
             instruments.empty = [c for c in instruments.channels if c not in layout.note_tracks]
-        melodic = used[(kind[used] == NOTE) & (channel != DRUM_CHANNEL)]
-        pitch_class = batch.file_key(events.file[melodic], events.param1[melodic] % 12, 12)
-        hist = np.bincount(pitch_class, minlength=12 * batch.count).reshape(batch.count, 12)
-        for layout, counts in zip(layouts, hist, strict=True):
             layout.pitch_class_hist = counts
         return layouts
+
+    def record(self, channel: int, track: int, kind: int) -> None:
+        """An event of ``kind`` on ``channel`` and ``track``, the first of its kind there."""
+        instruments = self.instruments
+        tracks_of = self.track_map.get(channel)
+        if tracks_of is None:
+            instruments.channels.append(channel)
+            tracks_of = self.track_map[channel] = []
+        if track not in tracks_of:
+            tracks_of.append(track)
+        if kind == NOTE:
+            self.note_tracks.setdefault(channel, []).append(track)
+            instruments.track_channels[track].append(channel)
+        elif kind == PATCH:
+            instruments.patch_channels.add(channel)
+
+
+STRETCH = 1 << 16
+"""Events whose codes are computed at once (bounds memory on large files)."""
+
+
+def _first_codes(events: Columns, batch: Batch) -> list[int]:
+    """``((file * 16 + channel) * 128 + track) * 4 + kind`` of the events with
+    a channel, without repeats in a row (every first appearance is kept, and
+    in real files few others)."""
+    kind = events.kind
+    used = WITH_CHANNEL[kind].nonzero()[0]
+    codes = batch.file_key(events.file[used], events.param0[used].astype(np.int64), CHANNELS)
+    codes *= MAX_TRACKS
+    codes += events.track[used]
+    codes *= _KINDS
+    codes += kind[used]
+    changed = np.empty(len(codes), bool)
+    changed[:1] = True
+    np.not_equal(codes[1:], codes[:-1], out=changed[1:])
+    return codes[changed].tolist()
+
+
+def _pitch_classes(events: Columns, batch: Batch) -> np.ndarray:
+    """How often each pitch class sounds outside the drum channel, per file (flat)."""
+    melodic = ((events.kind == NOTE) & (events.param0 != DRUM_CHANNEL)).nonzero()[0]
+    pitch_class = batch.file_key(events.file[melodic], events.param1[melodic] % 12, 12)
+    return np.bincount(pitch_class, minlength=12 * batch.count)
 
 
 assert CONTROL < _KINDS

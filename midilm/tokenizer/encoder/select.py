@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from midilm import vocab
-from midilm.tokenizer.columns import SMALL_DTYPE, Columns
+from midilm.tokenizer.columns import SMALL_DTYPE, Columns, narrowed
 from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.options import TokenizerOptions
 from midilm.tokenizer.score import CONTROL, KEY_SIG, NOTE, PATCH, TEMPO, TIME_SIG
@@ -83,6 +83,9 @@ def select(events: Columns, options: TokenizerOptions, batch: Batch) -> tuple[np
         _repeat_filter(events, (_FILTERED[kind] & keep).nonzero()[0], keep, options, batch)
     if not keep.all():
         events.keep(keep)
+    # once in 1/16 beats and token values, most fields are small: times fit 32 bits in any real file
+    events.time = narrowed(events.time, np.int32)
+    events.param0 = narrowed(events.param0, SMALL_DTYPE)
     key_sig = (events.kind == KEY_SIG).nonzero()[0] if present[KEY_SIG] else np.zeros(0, np.int64)
     return events.file[key_sig], events.param0[key_sig]
 

@@ -39,7 +39,7 @@ from midilm.tokenizer.score import MidiScore
 
 __all__ = ["MAX_TRACK_TICKS", "MAX_VLQ_BYTES", "PIECE_BYTES", "SMPTE_BPM", "ReadFile", "read_batch", "read_midi", "read_midis", "read_vlq"]
 
-PIECE_BYTES = 1 << 16
+PIECE_BYTES = 1 << 14
 """Bytes of MIDI whose numpy work is done at once (more when many notes are
 open across the cut: a piece takes at least :data:`BYTES_PER_OPEN_NOTE` per
 open note, so that carrying them stays a fraction of the work)."""

@@ -44,9 +44,9 @@ RUN_CONTINUING, RUN_FRESH = _compile_runs()
 the same starting with an explicit status (when running status is unset or
 belongs to a one-data-byte message)."""
 
-MAX_RUN_BYTES = 1 << 16
+MAX_RUN_BYTES = 1 << 12
 """A run stops after this many bytes (the next one goes on in running status),
-so that the numpy work can be cut into pieces between runs (:data:`.CHUNK_BYTES`)."""
+so that the numpy work can be cut into pieces between runs (:data:`~midilm.tokenizer.reader.PIECE_BYTES`)."""
 
 RUNNING = 0
 """Code of a channel message in running status (its status is filled in later)."""
