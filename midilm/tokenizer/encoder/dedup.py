@@ -9,11 +9,6 @@ from midilm.tokenizer.encoder.grouping import sort_groups
 from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.score import CONTROL, NOTE
 
-_FIRST_KEY = np.array([True, True, True, False, False, False])
-"""Kinds keyed by their channel (param0) besides kind, time and track."""
-_SECOND_KEY = np.array([True, False, True, False, False, False])
-"""Kinds keyed by param1 too: a note's pitch, a control change's controller."""
-assert _SECOND_KEY[NOTE] and _SECOND_KEY[CONTROL]
 
 
 def dedup_key(events: Columns) -> tuple[np.ndarray, np.ndarray]:
@@ -21,7 +16,7 @@ def dedup_key(events: Columns) -> tuple[np.ndarray, np.ndarray]:
     "the same" for the reference: (channel, pitch) of notes, (channel,
     controller) of control changes, channel of program changes."""
     kind = events.kind
-    return np.where(_FIRST_KEY[kind], events.param0, 0), np.where(_SECOND_KEY[kind], events.param1, 0)
+    return np.where(kind <= CONTROL, events.param0, 0), np.where((kind == NOTE) | (kind == CONTROL), events.param1, 0)
 
 
 def deduplicate(events: Columns, batch: Batch) -> None:

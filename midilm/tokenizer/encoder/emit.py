@@ -18,6 +18,8 @@ from midilm.vocab import CHANNELS, MAX_TRACKS, STEPS_PER_BEAT
 STEP_BITS = STEPS_PER_BEAT.bit_length() - 1
 """beat = time >> STEP_BITS, step = time & (STEPS_PER_BEAT - 1)."""
 MAX_TIME1 = vocab.PARAM_SIZES["time1"]
+STRETCH = 1 << 16
+"""Events checked or written at once (lookups by kind take temporary memory)."""
 MAX_DURATION = vocab.PARAM_SIZES["duration"]
 
 SORT_ORDER = ("time_signature", "key_signature", "set_tempo", "patch_change", "control_change", "note")
@@ -192,10 +194,11 @@ def emit(events: Columns, options: TokenizerOptions, batch: Batch) -> list[np.nd
     """Step 5b: range-check every event (sorted, file after file) and write
     its token rows, file by file. An event out of range is dropped; since
     times are relative to the last *emitted* event, a gap of 128 beats or
-    more drops that event and every later one of its file. The events are
-    consumed: each field is released once written."""
+    more drops that event and every later one of its file."""
     count = len(events)
-    ok = ~_out_of_range(events, slice(None))[0]
+    ok = np.empty(count, bool)
+    for start in range(0, count, STRETCH):  # its lookups by kind take a stretch's worth of memory at a time
+        np.logical_not(_out_of_range(events, slice(start, start + STRETCH))[0], out=ok[start : start + STRETCH])
     candidates = None if ok.all() else ok.nonzero()[0]
     beat = events.time >> STEP_BITS
     if candidates is not None:
@@ -240,7 +243,7 @@ _PARAM_OFFSET_TOKENS = _PARAM_OFFSET.astype(vocab.TOKEN_DTYPE)
 def _token_rows(events: Columns, relative: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
     """Each file's token rows: BOS, a row per event (``relative``: its beats
     since the event before), EOS. Written field by field into the rows,
-    each field released once written."""
+    a stretch of events at a time."""
     count, kind = len(events), events.kind
     extra = 1 if options.add_bos_eos else 0
     per_file = np.array([count]) if batch.single else np.bincount(events.file, minlength=batch.count)
@@ -249,20 +252,19 @@ def _token_rows(events: Columns, relative: np.ndarray, options: TokenizerOptions
     starts = ends - sizes
     tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
     rows = tokens[extra : extra + count] if batch.single else np.zeros((count, vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
-    _EVENT_ID.take(kind, out=rows[:, vocab.EVENT_SLOT])
-    np.add(relative, vocab.PARAM_OFFSET["time1"], out=rows[:, vocab.TIME1_SLOT], casting="unsafe")
+    for start in range(0, count, STRETCH):  # lookups by kind take a stretch's worth of memory at a time
+        part = slice(start, start + STRETCH)
+        block, of_kind = rows[part], kind[part]
+        _EVENT_ID.take(of_kind, out=block[:, vocab.EVENT_SLOT])
+        np.add(relative[part], vocab.PARAM_OFFSET["time1"], out=block[:, vocab.TIME1_SLOT], casting="unsafe")
+        np.bitwise_and(events.time[part], STEPS_PER_BEAT - 1, out=block[:, vocab.TIME2_SLOT], casting="unsafe")
+        block[:, vocab.TIME2_SLOT] += vocab.PARAM_OFFSET["time2"]
+        np.add(events.track[part], vocab.PARAM_OFFSET["track"], out=block[:, vocab.TRACK_SLOT], casting="unsafe")
+        for slot, name in enumerate(PARAM_FIELDS):
+            column = block[:, vocab.CHANNEL_SLOT + slot]
+            _PARAM_OFFSET_TOKENS[slot].take(of_kind, out=column)
+            np.add(column, getattr(events, name)[part], out=column, casting="unsafe")
     del relative
-    column = rows[:, vocab.TIME2_SLOT]
-    np.bitwise_and(events.time, STEPS_PER_BEAT - 1, out=column, casting="unsafe")
-    column += vocab.PARAM_OFFSET["time2"]
-    events.time = None
-    np.add(events.track, vocab.PARAM_OFFSET["track"], out=rows[:, vocab.TRACK_SLOT], casting="unsafe")
-    events.track = None
-    for slot, name in enumerate(PARAM_FIELDS):
-        column = rows[:, vocab.CHANNEL_SLOT + slot]
-        _PARAM_OFFSET_TOKENS[slot].take(kind, out=column)
-        np.add(column, getattr(events, name), out=column, casting="unsafe")
-        setattr(events, name, None)
     if not batch.single:
         # emitted events are in file order: event i goes to its file's block, after the BOS row
         tokens[np.arange(count) + (starts + extra - (per_file.cumsum() - per_file))[events.file]] = rows

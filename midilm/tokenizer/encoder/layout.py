@@ -13,7 +13,6 @@ from midilm.vocab import CHANNELS, DRUM_CHANNEL, MAX_TRACKS
 
 _KINDS = 4
 """Kinds with a channel (note, patch, control) fit in this many codes."""
-WITH_CHANNEL = np.array([True, True, True, False, False, False])
 
 
 class Instruments:
@@ -95,7 +94,7 @@ def _first_codes(events: Columns, batch: Batch) -> list[int]:
     a channel, without repeats in a row (every first appearance is kept, and
     in real files few others)."""
     kind = events.kind
-    used = WITH_CHANNEL[kind].nonzero()[0]
+    used = (kind <= CONTROL).nonzero()[0]
     codes = batch.file_key(events.file[used], events.param0[used].astype(np.int64), CHANNELS)
     codes *= MAX_TRACKS
     codes += events.track[used]

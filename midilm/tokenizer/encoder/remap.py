@@ -9,10 +9,10 @@ from functools import cached_property
 import numpy as np
 
 from midilm.tokenizer.columns import Columns
-from midilm.tokenizer.encoder.layout import WITH_CHANNEL, Instruments, Layout
+from midilm.tokenizer.encoder.layout import Instruments, Layout
 from midilm.tokenizer.encoder.table import Batch, append_events
 from midilm.tokenizer.options import TokenizerOptions
-from midilm.tokenizer.score import KEY_SIG
+from midilm.tokenizer.score import CONTROL, KEY_SIG
 from midilm.vocab import CHANNELS, DRUM_CHANNEL, MAX_TRACKS, NO_KEY_SF
 
 
@@ -94,7 +94,7 @@ def remap(events: Columns, layouts: list[Layout], options: TokenizerOptions, bat
     target[target_at] = target_value
 
     kind, track = events.kind, events.track
-    used = WITH_CHANNEL[kind]
+    used = kind <= CONTROL
     file_channel = batch.file_key(events.file, np.where(used, events.param0, 0), CHANNELS)
     original_track = track
     events.track = np.where(used, target[file_channel * MAX_TRACKS + track], np.where(kind == KEY_SIG, track, 0)).astype(track.dtype)

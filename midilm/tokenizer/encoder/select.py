@@ -35,13 +35,13 @@ def tempo_to_bpm(microseconds_per_beat: np.ndarray) -> np.ndarray:
     return np.minimum((60 / (microseconds_per_beat / 1e6)).astype(np.int64), MAX_BPM)
 
 
-_UNBOUNDED = 1 << 62
 _NN, _DD, _MI = vocab.PARAM_SIZES["nn"], vocab.PARAM_SIZES["dd"], vocab.PARAM_SIZES["mi"]
-# the valid range of param0 and param1 of each kind (a tempo's 0 is refused apart)
-_LOW0 = np.array([0, 0, 0, -_UNBOUNDED, 1, -SF_OFFSET], np.int64)
-_HIGH0 = np.array([CHANNELS - 1, CHANNELS - 1, CHANNELS - 1, _UNBOUNDED, _NN, SF_OFFSET], np.int64)
-_LOW1 = np.array([-_UNBOUNDED, -_UNBOUNDED, -_UNBOUNDED, -_UNBOUNDED, 1, 0], np.int64)
-_HIGH1 = np.array([_UNBOUNDED, _UNBOUNDED, _UNBOUNDED, _UNBOUNDED, _DD, _MI - 1], np.int64)
+# the valid range of param0 and param1 of time signatures (nn, dd) and key signatures (sf, mi), by kind
+_LOW0 = np.array([0, 0, 0, 0, 1, -SF_OFFSET], np.int64)
+_HIGH0 = np.array([0, 0, 0, 0, _NN, SF_OFFSET], np.int64)
+_LOW1 = np.array([0, 0, 0, 0, 1, 0], np.int64)
+_HIGH1 = np.array([0, 0, 0, 0, _DD, _MI - 1], np.int64)
+assert TIME_SIG == KEY_SIG - 1 == len(vocab.EVENT_NAMES) - 2
 _INVALID = {
     "invalid_channel": (NOTE, PATCH, CONTROL),
     "invalid_tempo": (TEMPO,),
@@ -49,9 +49,8 @@ _INVALID = {
     "invalid_key_signature": (KEY_SIG,),
 }
 """The reference's checks of each event before anything else: reason -> kinds."""
-_FILTERED = np.zeros(len(vocab.EVENT_NAMES), bool)
-_FILTERED[[PATCH, CONTROL, TEMPO]] = True
-"""Kinds with a per-track repeat filter."""
+assert PATCH < CONTROL < TEMPO == PATCH + 2
+"""The kinds with a per-track repeat filter."""
 
 
 def select(events: Columns, options: TokenizerOptions, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +65,11 @@ def select(events: Columns, options: TokenizerOptions, batch: Batch) -> tuple[np
     # times and durations in 1/16 beats
     ticks_per_beat = batch.ticks_per_beat[0] if batch.single else batch.ticks_per_beat[file]
     np.copyto(events.time, quantize(events.time, ticks_per_beat), casting="unsafe")
-    duration = np.minimum(np.maximum(quantize(events.param3, ticks_per_beat), 1), MAX_DURATION)
-    events.param3 = np.where(kind == NOTE, duration, 0).astype(SMALL_DTYPE)
+    duration = quantize(events.param3, ticks_per_beat)
+    np.clip(duration, 1, MAX_DURATION, out=duration)
+    duration[kind != NOTE] = 0
+    events.param3 = duration.astype(SMALL_DTYPE)
+    del duration
     if present[TEMPO]:
         tempo = ((kind == TEMPO) & keep).nonzero()[0]
         events.param0[tempo] = tempo_to_bpm(events.param0[tempo])
@@ -80,7 +82,7 @@ def select(events: Columns, options: TokenizerOptions, batch: Batch) -> tuple[np
         events.param0[kind == KEY_SIG] += SF_OFFSET
 
     if present[PATCH] or present[CONTROL] or present[TEMPO]:
-        _repeat_filter(events, (_FILTERED[kind] & keep).nonzero()[0], keep, options, batch)
+        _repeat_filter(events, ((kind >= PATCH) & (kind <= TEMPO) & keep).nonzero()[0], keep, options, batch)
     if not keep.all():
         events.keep(keep)
     # once in 1/16 beats and token values, most fields are small: times fit 32 bits in any real file
@@ -94,13 +96,16 @@ def _valid(events: Columns, present: np.ndarray, batch: Batch) -> np.ndarray:
     """Which events the reference reads: tracks after the first 128 are not
     read; events with a channel outside 0..15, a tempo of 0, or a time or
     key signature the vocabulary cannot hold are refused (counted by reason)."""
-    kind, param0, param1 = events.kind, events.param0, events.param1
+    kind, param0 = events.kind, events.param0
     keep = events.track < MAX_TRACKS
-    invalid = (param0 < _LOW0[kind]) | (param0 > _HIGH0[kind])
-    if present[TIME_SIG] or present[KEY_SIG]:
-        invalid |= (param1 < _LOW1[kind]) | (param1 > _HIGH1[kind])
+    invalid = (param0 < 0) | (param0 >= CHANNELS)
+    invalid &= kind <= CONTROL
     if present[TEMPO]:
         invalid |= (kind == TEMPO) & (param0 == 0)
+    if present[TIME_SIG] or present[KEY_SIG]:
+        signature = (kind >= TIME_SIG).nonzero()[0]
+        of_kind, first, second = kind[signature], param0[signature], events.param1[signature]
+        invalid[signature] = (first < _LOW0[of_kind]) | (first > _HIGH0[of_kind]) | (second < _LOW1[of_kind]) | (second > _HIGH1[of_kind])
     if not keep.all():
         batch.drop("track_limit", events.file, ~keep)
         invalid &= keep
