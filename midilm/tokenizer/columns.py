@@ -29,11 +29,17 @@ def index_dtype(count: int) -> type[np.signedinteger]:
     return np.int16 if count <= np.iinfo(np.int16).max else np.int32
 
 
+NARROW_FROM = 1 << 12
+"""Fields of tables this long or longer are narrowed once their values allow."""
+
+
 def narrowed(values: np.ndarray, dtype: type[np.signedinteger]) -> np.ndarray:
     """``values`` as ``dtype`` when they fit in half its range (so that their
     differences fit too), else unchanged."""
     limit = np.iinfo(dtype).max // 2
-    if len(values) and (int(values.min()) < -limit or int(values.max()) > limit):
+    if len(values) < NARROW_FROM:
+        return values  # small tables: memory does not matter, and this saves the checks
+    if (int(values.min()) < -limit or int(values.max()) > limit):
         return values
     return values.astype(dtype, copy=False)
 

@@ -31,22 +31,29 @@ def deduplicate(events: Columns, batch: Batch) -> None:
     if count < 2:
         return
     popped = _shorten_overlaps(events, batch)
+    # when each pitch's notes start at times all different (most files), only settings can share a key
+    rows = (events.kind != NOTE).nonzero()[0] if popped is None else np.arange(count)
+    keyed = events.take(rows) if popped is None else events
     # the score lists each track's events about in time order: the sort has little to do
-    order, starts, ends = sort_groups(*batch.keys(events.file, events.track, events.time, events.kind, *dedup_key(events)))
-    if popped is None:
-        if ends.all():
-            return
-        popped = np.zeros(count, bool)
-    popped_sorted = popped[order]
+    order, starts, ends = sort_groups(*batch.keys(keyed.file, keyed.track, keyed.time, keyed.kind, *dedup_key(keyed)))
+    if ends.all() and popped is None:
+        return
+    order = rows[order]
+    popped_sorted = np.zeros(len(order), bool) if popped is None else popped[order]
     chain_start = starts
     chain_start[1:] |= popped_sorted[:-1]
-    chain_first = order[np.maximum.accumulate(np.where(chain_start, np.arange(count), 0))]
+    chain_first = order[np.maximum.accumulate(np.where(chain_start, np.arange(len(order)), 0))]
     survives = ends & ~popped_sorted
-    batch.drop("note_overlap", events.file, popped)
+    if popped is not None:
+        batch.drop("note_overlap", events.file, popped)
     batch.drop("duplicate", events.file, order[~survives & ~popped_sorted])
-    place = chain_first[survives]
-    del chain_first, popped_sorted
-    events.keep(order[survives][np.argsort(place, kind="stable")])
+    # each survivor takes the place of its chain's first member; the others go
+    place = np.arange(count)
+    place[order[survives]] = chain_first[survives]
+    kept = np.ones(count, bool)
+    kept[order[~survives]] = False
+    kept = kept.nonzero()[0]
+    events.keep(kept[np.argsort(place[kept], kind="stable")])
 
 
 def _shorten_overlaps(events: Columns, batch: Batch) -> np.ndarray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,10 +53,15 @@ def encode_batch(
     return results
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved(options: TokenizerOptions) -> TokenizerOptions:
+    return options.resolved()
+
+
 def encode_events(events: Columns, batch: Batch, options: TokenizerOptions) -> list[np.ndarray]:
     """Steps 1-5 on the table of a batch of plausible scores (which they
     consume: its fields are replaced as the steps go): each file's token rows."""
-    options = options.resolved()
+    options = _resolved(options)
     pre_dedup_key_sf = select(events, options, batch)
     layouts = Layout.of(events, batch, [min(report.tracks, MAX_TRACKS) for report in batch.reports])
     deduplicate(events, batch)

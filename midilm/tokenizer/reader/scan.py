@@ -71,6 +71,9 @@ _SINGLE_STATUS = tuple(byte >= 0xF0 or 0xC0 <= byte < 0xE0 for byte in range(256
 
 _META_FIXED_BYTES = {0x51: 3, 0x58: 2, 0x59: 2, 0x54: 5}
 """Bytes the reference reads from these meta events whatever their length field says."""
+_TEXT_META = tuple(meta_type > 0 and meta_type not in (*_META_FIXED_BYTES, 0x2F) for meta_type in range(256))
+"""Meta types the tokenizer ignores and reads no fixed bytes of (texts, lyrics, names...), by type;
+index 0 (also False) stands for "not a meta event"."""
 
 SINGLE_FIELDS = 5
 """A single event's record: position, delta, code, a, b."""
@@ -196,24 +199,40 @@ class Scan:
         return FileHeader(source, ticks_per_beat, smpte, track, warnings)
 
     def _scan_track(self, data: bytes, pos: int, end: int, track: int, source: str | None, warnings: list[str]) -> None:
-        """Cut the chunk ``data[pos:end]`` into runs and single events."""
+        """Cut the chunk ``data[pos:end]`` into runs and single events.
+
+        Two common single events, a text-like meta event and a program
+        change with a one-byte delta, are recorded here directly; every other
+        one goes through :func:`_read_event`, which gives the same record.
+        """
         runs, singles = self.runs, self.singles
         marks = len(runs), len(singles)
         offset = self.size
-        single_status, match_continuing, match_fresh = _SINGLE_STATUS, RUN_CONTINUING.match, RUN_FRESH.match
-        run_items, single_items = runs.items, singles.items
+        single_status, text_meta, match_continuing, match_fresh = _SINGLE_STATUS, _TEXT_META, RUN_CONTINUING.match, RUN_FRESH.match
+        run_items, single_items, flush, max_run = runs.items, singles.items, Records.FLUSH, MAX_RUN_BYTES
         status_class = _NO_STATUS
         try_run = True
         try:
             while pos < end:
+                delta = data[pos]
+                if delta < 0x80 and pos + 3 < end:
+                    status = data[pos + 1]
+                    if text_meta[status == 0xFF and data[pos + 2]] and data[pos + 3] < 0x80 and pos + 4 + data[pos + 3] < end:
+                        single_items += (offset + pos, delta, OTHER, 0, 0)
+                        pos, try_run = pos + 4 + data[pos + 3], True
+                        continue
+                    if status & 0xF0 == 0xC0:
+                        single_items += (offset + pos, delta, status, data[pos + 2], 0)
+                        pos, status_class, try_run = pos + 3, _ONE_DATA_BYTE, True
+                        continue
                 # a one-byte delta followed by a meta, sysex or one-data-byte status cannot start a run
-                if try_run and (data[pos] >= 0x80 or pos + 1 >= end or not single_status[data[pos + 1]]):
-                    limit = min(end, pos + MAX_RUN_BYTES)
+                if try_run and (delta >= 0x80 or pos + 1 >= end or not single_status[data[pos + 1]]):
+                    limit = pos + max_run if pos + max_run < end else end
                     run = (match_continuing if status_class == _TWO_DATA_BYTES else match_fresh)(data, pos, limit)
                     if run is not None:
                         stop = run.end()
                         run_items += (offset + pos, offset + stop)
-                        if len(run_items) >= Records.FLUSH:
+                        if len(run_items) >= flush:
                             runs.flush()
                             run_items = runs.items
                         # a run ends before a single event, unless the limit cut it
@@ -221,7 +240,7 @@ class Scan:
                         continue
                 next_pos, status_class, delta, code, a, b = _read_event(data, pos, end, status_class, track, source)
                 single_items += (offset + pos, delta, code, a, b)
-                if len(single_items) >= Records.FLUSH:
+                if len(single_items) >= flush:
                     singles.flush()
                     single_items = singles.items
                 if next_pos < 0:
