@@ -20,10 +20,11 @@ from midilm.tokenizer.score import MidiScore, score_from_list
 
 Source = str | os.PathLike | bytes
 
-MAX_FILE_BYTES = 16 << 20
-"""Default size limit of a MIDI file: 16 MiB (real pieces take a few MB at most). Tokenizing takes up
-to 60 times a file's size in memory (files of notes only; ``bench/tokenizer_memory.py``), so a larger
-file is refused before it is read; ``max_bytes`` (``--max-mb`` on the command line) raises the limit."""
+MAX_FILE_BYTES = 64 << 20
+"""Default size limit of a MIDI file: 64 MiB (real pieces take a few MB at most). Tokenizing takes up
+to about 8 times a file's size in memory (files of nothing but notes, the most events per byte;
+``bench/tokenizer_memory.py``), so this bounds one file's tokenizing to about half a gigabyte; a
+larger file is refused before it is read; ``max_bytes`` (``--max-mb`` on the command line) raises the limit."""
 
 MAX_BATCH_FILES = 256
 """Files :func:`tokenize_many` reads and encodes together at most (per-file tables grow with it)."""

@@ -39,7 +39,7 @@ def narrowed(values: np.ndarray, dtype: type[np.signedinteger]) -> np.ndarray:
     limit = np.iinfo(dtype).max // 2
     if len(values) < NARROW_FROM:
         return values  # small tables: memory does not matter, and this saves the checks
-    if (int(values.min()) < -limit or int(values.max()) > limit):
+    if int(values.min()) < -limit or int(values.max()) > limit:
         return values
     return values.astype(dtype, copy=False)
 

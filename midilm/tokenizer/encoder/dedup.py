@@ -10,7 +10,6 @@ from midilm.tokenizer.encoder.table import Batch
 from midilm.tokenizer.score import CONTROL, NOTE
 
 
-
 def dedup_key(events: Columns) -> tuple[np.ndarray, np.ndarray]:
     """The two key fields besides kind, time and track that make events
     "the same" for the reference: (channel, pitch) of notes, (channel,
@@ -63,7 +62,9 @@ def _shorten_overlaps(events: Columns, batch: Batch) -> np.ndarray | None:
     notes = (events.kind == NOTE).nonzero()[0]
     if len(notes) < 2:
         return None
-    voice_order, _, voice_ends = sort_groups(*batch.keys(events.file[notes], events.track[notes], events.param0[notes], events.param1[notes]))
+    voice_order, _, voice_ends = sort_groups(
+        *batch.keys(events.file[notes], events.track[notes], events.param0[notes], events.param1[notes])
+    )
     by_voice = notes[voice_order]
     del notes, voice_order
     same_voice = ~voice_ends[:-1]

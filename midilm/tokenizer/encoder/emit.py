@@ -18,7 +18,7 @@ from midilm.vocab import CHANNELS, MAX_TRACKS, STEPS_PER_BEAT
 STEP_BITS = STEPS_PER_BEAT.bit_length() - 1
 """beat = time >> STEP_BITS, step = time & (STEPS_PER_BEAT - 1)."""
 MAX_TIME1 = vocab.PARAM_SIZES["time1"]
-STRETCH = 1 << 16
+STRETCH = 1 << 14
 """Events checked or written at once (lookups by kind take temporary memory)."""
 MAX_DURATION = vocab.PARAM_SIZES["duration"]
 
@@ -37,7 +37,9 @@ for _kind, _names in enumerate(_PARAM_NAMES):
     for _slot, _name in enumerate(_names):
         _PARAM_OFFSET[_slot, _kind] = vocab.PARAM_OFFSET[_name]
         _PARAM_LIMIT[_slot, _kind] = vocab.PARAM_SIZES[_name]
-_EVENT_ID = np.array([vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES], vocab.TOKEN_DTYPE)
+assert [vocab.EVENT_ID[name] for name in vocab.EVENT_NAMES] == list(
+    range(vocab.FIRST_EVENT_ID, vocab.FIRST_EVENT_ID + len(vocab.EVENT_NAMES))
+)
 _KEEPS_TIME = np.zeros(len(vocab.EVENT_NAMES), bool)
 _KEEPS_TIME[[NOTE, TIME_SIG]] = True
 """Kinds that keep their own time when the setup collapses to time 0."""
@@ -63,21 +65,18 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     if not len(order):
         return order
     if batch.single:
-        end = _setup_end(events, order)
-        in_setup: slice | np.ndarray = slice(0, end)
-        file = None
+        bounds = [0, len(order)]
     else:
-        file = events.file[order]
-        in_setup = _setup(file, events.time[order], events.kind[order])
+        bounds = np.searchsorted(events.file[order], np.arange(batch.count + 1)).tolist()
+    in_setup = np.zeros(len(order), bool)
+    for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+        in_setup[start : _setup_end(events, order, start, stop)] = True
     setup_at = order[in_setup]
-    if not len(setup_at):
+    if not len(setup_at) or _collapsed_already(events, setup_at):
         return order
     setup = events.take(setup_at)
-    first, second = dedup_key(setup)
-    group_order, starts, ends = sort_groups(*batch.keys(setup.file, setup.track, setup.kind, first, second))
-    if ends.all() and not setup.time.any():
-        return order  # one event per key, all at time 0: the setup is collapsed already
     setup.time[~_KEEPS_TIME[setup.kind]] = 0
+    group_order, starts, ends = sort_groups(*batch.keys(setup.file, setup.track, setup.kind, *dedup_key(setup)))
     batch.drop("setup_replaced", setup.file, group_order[~ends])
     # the last of each group survives, in the place of the group's first member, at time 0
     first_member = group_order[np.maximum.accumulate(np.where(starts, np.arange(len(group_order)), 0))[ends]]
@@ -85,12 +84,12 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     events.time[setup_at[survivor]] = setup.time[survivor]
     kept = setup_at[survivor[np.argsort(first_member)]]
     kept = kept[sort_order(*batch.keys(events.file[kept], events.time[kept], events.track[kept], _SORT_RANK[events.kind[kept]]))]
-    if batch.single:
-        return np.concatenate([kept, order[in_setup.stop :]])
     rest = order[~in_setup]
+    if batch.single:
+        return np.concatenate([kept, rest])
     # each file: its kept settings, sorted, then the rest of its events
     kept_count = np.bincount(events.file[kept], minlength=batch.count)
-    rest_file = file[~in_setup]
+    rest_file = events.file[rest]
     rest_count = np.bincount(rest_file, minlength=batch.count)
     file_end = (kept_count + rest_count).cumsum()
     collapsed = np.empty(len(kept) + len(rest), np.int64)
@@ -99,62 +98,41 @@ def collapse_setup(events: Columns, order: np.ndarray, batch: Batch) -> np.ndarr
     return collapsed
 
 
-def _setup(file: np.ndarray, time: np.ndarray, kind: np.ndarray) -> np.ndarray:
-    """Whether each event (sorted; its file, time and kind given) lies before
-    the event that ends its file's setup. A file without one has no setup."""
-    count = len(time)
-    file_start = np.empty(count, bool)
-    file_start[0] = True
-    np.not_equal(file[1:], file[:-1], out=file_start[1:])
-    ends = _ends_setup(time, kind, file_start).nonzero()[0]
-    if not len(ends):
-        return np.zeros(count, bool)
-    file_starts = file_start.nonzero()[0]
-    first_end = ends[np.minimum(np.searchsorted(ends, file_starts), len(ends) - 1)]
-    # a file's first end, if it lies in that file; else the file has no setup (its start)
-    end_of_file = np.zeros(int(file[-1]) + 1, np.int64)
-    end_of_file[file[file_starts]] = np.where(file[first_end] == file[file_starts], first_end, file_starts)
-    return np.arange(count) < end_of_file[file]
-
-
-def _setup_end(events: Columns, order: np.ndarray) -> int:
-    """The setup of a single file's sorted events ``order``: its length
-    (0: none). The setup ends early in any real file, so the events are
-    looked at in growing prefixes."""
-    size = 64
+def _setup_end(events: Columns, order: np.ndarray, start: int, stop: int) -> int:
+    """Where the setup of one file's sorted events ``order[start:stop]`` ends
+    (``start``: it has none), by the reference's walk: it stops at a note not
+    followed by an event at the same time, or at an event after a note not at
+    the time of the one before it. The setup ends early in any real file, so
+    the walk reads the events in growing windows."""
+    size = 32
     while True:
-        prefix = order[: size + 1]  # the event after the prefix tells whether its last event is followed at the same time
-        ends = _ends_setup(events.time[prefix], events.kind[prefix], None)
-        last = len(prefix) if len(prefix) == len(order) else size
-        found = ends[:last].nonzero()[0]
-        if len(found):
-            return int(found[0])
-        if last == len(order):
-            return 0
+        window = order[start : min(stop, start + size + 1)]  # one more: is the last followed at the same time?
+        time = events.time[window]
+        same_time = ((time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))).tolist()
+        note = (events.kind[window] == NOTE).tolist()
+        count = len(window)
+        walked = count if start + count >= stop else count - 1
+        notes_seen = False
+        for at in range(walked):
+            followed = at + 1 < count and same_time[at] == same_time[at + 1]
+            if (note[at] and not followed) or (notes_seen and same_time[at] != same_time[at - 1]):
+                return start + at
+            notes_seen = notes_seen or note[at]
+        if walked == count:
+            return start  # no event ends it: nothing changes
         size *= 16
 
 
-def _ends_setup(time: np.ndarray, kind: np.ndarray, file_start: np.ndarray | None) -> np.ndarray:
-    """Which sorted events (of one file when ``file_start`` is None) would
-    end the setup, the reference's walk: a note not followed by an event at
-    the same time, or an event after a note not at the time of the one
-    before it."""
-    count = len(time)
-    same_time = (time >> STEP_BITS) + (time & (STEPS_PER_BEAT - 1))
-    same_as_previous = np.zeros(count, bool)
-    np.equal(same_time[1:], same_time[:-1], out=same_as_previous[1:])
-    del same_time
-    if file_start is not None:
-        same_as_previous &= ~file_start
-    same_as_next = np.zeros(count, bool)
-    same_as_next[:-1] = same_as_previous[1:]
-    note = kind == NOTE
-    notes_before = np.cumsum(note) - note
-    if file_start is None:
-        note_before = notes_before > 0
-    else:
-        note_before = notes_before > notes_before[np.maximum.accumulate(np.where(file_start, np.arange(count), 0))]
-    return (note & ~same_as_next) | (note_before & ~same_as_previous)
+def _collapsed_already(events: Columns, setup_at: np.ndarray) -> bool:
+    """Whether collapsing the setup would change nothing: its events are all
+    at time 0 and no two share a key (kind, track, channel, pitch or controller)."""
+    if events.time[setup_at].any():
+        return False
+    setup = events.take(setup_at)
+    first, second = dedup_key(setup)
+    columns = (setup.file, setup.track, setup.kind, first, second)
+    keys = list(zip(*(column.tolist() for column in columns), strict=True))
+    return len(set(keys)) == len(keys)
 
 
 def drop_empty_channels(events: Columns, order: np.ndarray, instruments: list[Instruments], batch: Batch) -> np.ndarray:
@@ -173,32 +151,21 @@ def _unsigned(values: np.ndarray) -> np.ndarray:
     return values.view(np.dtype(f"u{values.itemsize}"))
 
 
-def _out_of_range(events: Columns, rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray]:
-    """Of the events at ``rows``: whether each is out of the vocabulary's range
-    (any parameter, the track, a negative time), and whether each is a note
-    whose parameters are all in range but its duration (``long_note``)."""
-    kind = events.kind[rows]
-    # as unsigned numbers, negative values are too large: one comparison checks both ends
-    bad = _unsigned(events.track[rows]) >= MAX_TRACKS
-    for slot, param in enumerate(events.params[:3]):
-        bad |= _unsigned(param[rows]) >= _PARAM_LIMIT[slot].take(kind)
-    long_note = _unsigned(events.param3[rows]) >= _PARAM_LIMIT[3].take(kind)
-    long_note &= kind == NOTE
-    long_note &= ~bad
-    bad |= long_note
-    bad |= events.time[rows] < 0  # (hand-built scores only) a negative time1 is out of range too
-    return bad, long_note
-
-
 def emit(events: Columns, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
     """Step 5b: range-check every event (sorted, file after file) and write
     its token rows, file by file. An event out of range is dropped; since
     times are relative to the last *emitted* event, a gap of 128 beats or
     more drops that event and every later one of its file."""
     count = len(events)
+    extra = 1 if options.add_bos_eos else 0
+    # every event's row is written (but time1), then the rows of events out of range are left out
+    written = np.zeros((count + 2 * extra, vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
+    rows = written[extra : extra + count]
     ok = np.empty(count, bool)
-    for start in range(0, count, STRETCH):  # its lookups by kind take a stretch's worth of memory at a time
-        np.logical_not(_out_of_range(events, slice(start, start + STRETCH))[0], out=ok[start : start + STRETCH])
+    long_note = np.zeros(count, bool)
+    for start in range(0, count, STRETCH):  # the 2-D values take a stretch's worth of memory at a time
+        part = slice(start, start + STRETCH)
+        _write(events, part, rows[part], ok[part], long_note[part])
     candidates = None if ok.all() else ok.nonzero()[0]
     beat = events.time >> STEP_BITS
     if candidates is not None:
@@ -226,53 +193,55 @@ def emit(events: Columns, options: TokenizerOptions, batch: Batch) -> list[np.nd
         candidates, relative = candidates[kept], relative[kept]
         ok |= ~alive  # counted as gaps, not as out of range
     if not ok.all():
-        failed = (~ok).nonzero()[0]
-        long_note = _out_of_range(events, failed)[1]
-        batch.drop("long_note", events.file, failed[long_note])
-        batch.drop("out_of_range", events.file, failed[~long_note])
-    del ok
-    if candidates is not None:
-        events.keep(candidates)
-        del candidates
-    return _token_rows(events, relative, options, batch)
-
-
-_PARAM_OFFSET_TOKENS = _PARAM_OFFSET.astype(vocab.TOKEN_DTYPE)
-
-
-def _token_rows(events: Columns, relative: np.ndarray, options: TokenizerOptions, batch: Batch) -> list[np.ndarray]:
-    """Each file's token rows: BOS, a row per event (``relative``: its beats
-    since the event before), EOS. Written field by field into the rows,
-    a stretch of events at a time."""
-    count, kind = len(events), events.kind
-    extra = 1 if options.add_bos_eos else 0
-    per_file = np.array([count]) if batch.single else np.bincount(events.file, minlength=batch.count)
+        failed = ~ok
+        batch.drop("long_note", events.file, failed & long_note)
+        batch.drop("out_of_range", events.file, failed & ~long_note)
+    del ok, long_note
+    if candidates is None:
+        file = events.file
+    else:
+        file = events.file[candidates]
+        rows = rows[candidates]
+    np.add(relative, vocab.PARAM_OFFSET["time1"], out=rows[:, vocab.TIME1_SLOT], casting="unsafe")
+    del relative
+    per_file = np.array([len(file)]) if batch.single else np.bincount(file, minlength=batch.count)
+    for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
+        report.output_events = events_of_file
+    if batch.single and candidates is None:
+        tokens = written
+    else:  # the rows kept, each file's after a BOS row
+        tokens = np.zeros((len(file) + 2 * extra * batch.count, vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
+        tokens[np.arange(len(file)) + (np.arange(batch.count) * 2 + 1)[file] * extra] = rows
+    del rows, written
     sizes = per_file + 2 * extra
     ends = sizes.cumsum()
     starts = ends - sizes
-    tokens = np.zeros((int(ends[-1]), vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
-    rows = tokens[extra : extra + count] if batch.single else np.zeros((count, vocab.EVENT_LEN), vocab.TOKEN_DTYPE)
-    for start in range(0, count, STRETCH):  # lookups by kind take a stretch's worth of memory at a time
-        part = slice(start, start + STRETCH)
-        block, of_kind = rows[part], kind[part]
-        _EVENT_ID.take(of_kind, out=block[:, vocab.EVENT_SLOT])
-        np.add(relative[part], vocab.PARAM_OFFSET["time1"], out=block[:, vocab.TIME1_SLOT], casting="unsafe")
-        np.bitwise_and(events.time[part], STEPS_PER_BEAT - 1, out=block[:, vocab.TIME2_SLOT], casting="unsafe")
-        block[:, vocab.TIME2_SLOT] += vocab.PARAM_OFFSET["time2"]
-        np.add(events.track[part], vocab.PARAM_OFFSET["track"], out=block[:, vocab.TRACK_SLOT], casting="unsafe")
-        for slot, name in enumerate(PARAM_FIELDS):
-            column = block[:, vocab.CHANNEL_SLOT + slot]
-            _PARAM_OFFSET_TOKENS[slot].take(of_kind, out=column)
-            np.add(column, getattr(events, name)[part], out=column, casting="unsafe")
-    del relative
-    if not batch.single:
-        # emitted events are in file order: event i goes to its file's block, after the BOS row
-        tokens[np.arange(count) + (starts + extra - (per_file.cumsum() - per_file))[events.file]] = rows
     if extra:
         tokens[starts, vocab.EVENT_SLOT] = vocab.BOS
         tokens[ends - 1, vocab.EVENT_SLOT] = vocab.EOS
-    for report, events_of_file in zip(batch.reports, per_file.tolist(), strict=True):
-        report.output_events = events_of_file
     if batch.single:
         return [tokens]
     return [tokens[start:end] for start, end in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def _write(events: Columns, part: slice, rows: np.ndarray, ok: np.ndarray, long_note: np.ndarray) -> None:
+    """The token rows of the events in ``part`` but their time1, and whether
+    each event is in the vocabulary's range (``ok``) or a note too long."""
+    kind = events.kind[part]
+    params = np.empty((len(PARAM_FIELDS), len(kind)), np.int64)
+    for slot, name in enumerate(PARAM_FIELDS):
+        params[slot] = getattr(events, name)[part]
+    # as unsigned numbers, negative values are too large: one comparison checks both ends
+    bad = params.view(np.uint64) >= _PARAM_LIMIT.take(kind, axis=1)
+    other_bad = bad[0] | bad[1] | bad[2] | (_unsigned(events.track[part]) >= MAX_TRACKS)
+    np.logical_and(bad[3], kind == NOTE, out=long_note)
+    long_note &= ~other_bad
+    np.logical_or(other_bad, bad[3], out=ok)
+    ok |= events.time[part] < 0  # (hand-built scores only) a negative time1 is out of range too
+    np.logical_not(ok, out=ok)
+    params += _PARAM_OFFSET.take(kind, axis=1)
+    rows[:, vocab.CHANNEL_SLOT :] = params.T
+    np.add(kind, vocab.FIRST_EVENT_ID, out=rows[:, vocab.EVENT_SLOT], casting="unsafe")
+    np.bitwise_and(events.time[part], STEPS_PER_BEAT - 1, out=rows[:, vocab.TIME2_SLOT], casting="unsafe")
+    rows[:, vocab.TIME2_SLOT] += vocab.PARAM_OFFSET["time2"]
+    np.add(events.track[part], vocab.PARAM_OFFSET["track"], out=rows[:, vocab.TRACK_SLOT], casting="unsafe")

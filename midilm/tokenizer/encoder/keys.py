@@ -19,9 +19,7 @@ def default_instruments(instruments: list[Instruments], batch: Batch) -> list[tu
     added = []
     for file, (of_file, report) in enumerate(zip(instruments, batch.reports, strict=True)):
         rows = [
-            (PATCH, 0, of_file.home[c], c, 0, 0, 0, file)
-            for c in of_file.channels
-            if c not in of_file.patch_channels and c in of_file.home
+            (PATCH, 0, of_file.home[c], c, 0, 0, 0, file) for c in of_file.channels if c not in of_file.patch_channels and c in of_file.home
         ]
         report.add("default_patch", len(rows))
         added += rows

@@ -72,7 +72,9 @@ def encode_events(events: Columns, batch: Batch, options: TokenizerOptions) -> l
     else:
         instruments, key_sf = [layout.instruments for layout in layouts], pre_dedup_key_sf
     default_patches = default_instruments(instruments, batch) if options.add_default_instr else []
-    removed, detected_keys = fix_key_signatures(events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch)
+    removed, detected_keys = fix_key_signatures(
+        events, key_sf, [layout.pitch_class_hist for layout in layouts], instruments, options, batch
+    )
     append_events(events, default_patches + detected_keys)
     # step 5 orders and filters row indices, and gathers the table once
     order = sort_events(events, batch)

@@ -116,6 +116,10 @@ def _valid(events: Columns, present: np.ndarray, batch: Batch) -> np.ndarray:
     return keep
 
 
+STRETCH = 1 << 14
+"""Events whose values are taken into Python lists at once (a list of Python numbers takes several times an array's memory)."""
+
+
 def _repeat_filter(events: Columns, rows: np.ndarray, keep: np.ndarray, options: TokenizerOptions, batch: Batch) -> None:
     """The reference's per-track repeat filters, one pass over the events in
     score order (``rows``): a program equal to its channel's last one, a
@@ -126,23 +130,27 @@ def _repeat_filter(events: Columns, rows: np.ndarray, keep: np.ndarray, options:
     dropped: dict[int, list[int]] = {PATCH: [], CONTROL: [], TEMPO: []}
     columns = (events.kind, events.file, events.track, events.param0, events.param1, events.param2)
     cc_eps, tempo_eps = options.cc_eps, options.tempo_eps
-    for at, kind, file, track, first, second, third in zip(range(len(rows)), *(column[rows].tolist() for column in columns), strict=True):
-        if kind == PATCH:
-            key, value = (file, track, kind, first), second
-            if last.get(key) == value:
-                dropped[kind].append(at)
-                continue
-        elif kind == CONTROL:
-            key, value = (file, track, kind, first, second), third
-            if abs(value - last.get(key, 0)) < cc_eps:
-                dropped[kind].append(at)
-                continue
-        else:
-            key, value = (file, track, kind), first
-            if abs(value - last.get(key, 0)) < tempo_eps:
-                dropped[kind].append(at)
-                continue
-        last[key] = value
+    for start in range(0, len(rows), STRETCH):
+        part = rows[start : start + STRETCH]
+        for at, kind, file, track, first, second, third in zip(
+            range(start, start + len(part)), *(c[part].tolist() for c in columns), strict=True
+        ):
+            if kind == PATCH:
+                key, value = (file, track, kind, first), second
+                if last.get(key) == value:
+                    dropped[kind].append(at)
+                    continue
+            elif kind == CONTROL:
+                key, value = (file, track, kind, first, second), third
+                if abs(value - last.get(key, 0)) < cc_eps:
+                    dropped[kind].append(at)
+                    continue
+            else:
+                key, value = (file, track, kind), first
+                if abs(value - last.get(key, 0)) < tempo_eps:
+                    dropped[kind].append(at)
+                    continue
+            last[key] = value
     for kind, reason in ((PATCH, "repeated_patch"), (CONTROL, "cc_within_eps"), (TEMPO, "tempo_within_eps")):
         if dropped[kind]:
             at = rows[dropped[kind]]

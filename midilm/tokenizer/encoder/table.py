@@ -19,7 +19,7 @@ import numpy as np
 from midilm.errors import MidiFileError
 from midilm.tokenizer.columns import FIELDS, Columns, index_dtype
 from midilm.tokenizer.report import TokenizeReport
-from midilm.tokenizer.score import PARAM_COUNT, KEY_SIG, KIND, N_COLUMNS, NOTE, PARAM0, TRACK, MidiScore
+from midilm.tokenizer.score import KEY_SIG, KIND, N_COLUMNS, NOTE, PARAM0, PARAM_COUNT, TRACK, MidiScore
 
 MAX_TICKS = 1 << 48
 _PARAM_COUNT = np.array(PARAM_COUNT)

@@ -90,7 +90,9 @@ def read_batch(items: Sequence[tuple[bytes, str | None]]) -> tuple[list[ReadFile
         if file in builder.overlong:
             files.append(MidiFileError(header.source, f"a track lasts {builder.overlong[file]} ticks: not a plausible MIDI time"))
         else:
-            files.append(ReadFile(header.source, header.ticks_per_beat, header.tracks, header.warnings, {"smpte_tempo": dropped} if dropped else {}))
+            files.append(
+                ReadFile(header.source, header.ticks_per_beat, header.tracks, header.warnings, {"smpte_tempo": dropped} if dropped else {})
+            )
     if builder.overlong:
         events = _without_files(events, [isinstance(f, MidiFileError) for f in files])
     read = iter(files)

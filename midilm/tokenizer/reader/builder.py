@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from midilm.tokenizer.columns import KIND_DTYPE, PARAM0_DTYPE, SMALL_DTYPE, TIME_DTYPE, Columns, index_dtype
-from midilm.tokenizer.reader.messages import A, B, CODE, DELTA, POSITION
+from midilm.tokenizer.columns import KIND_DTYPE, PARAM0_DTYPE, SMALL_DTYPE, Columns, index_dtype
+from midilm.tokenizer.reader.messages import CODE, DELTA, POSITION, A, B
 from midilm.tokenizer.reader.notes import PITCH_KEYS, pair_notes
 from midilm.tokenizer.reader.scan import META, OTHER, RUNNING
 from midilm.tokenizer.score import CONTROL, DEFAULT_32NDS_PER_BEAT, DEFAULT_CLOCKS_PER_CLICK, KEY_SIG, NOTE, PATCH, TEMPO, TIME_SIG
@@ -231,7 +231,9 @@ class ScoreBuilder:
             file=self.track_files[track],
         )
 
-    def _unclosed(self, piece: _Piece, source: np.ndarray, end_tick: np.ndarray, track: np.ndarray, rank: np.ndarray, ordinal: np.ndarray) -> Columns:
+    def _unclosed(
+        self, piece: _Piece, source: np.ndarray, end_tick: np.ndarray, track: np.ndarray, rank: np.ndarray, ordinal: np.ndarray
+    ) -> Columns:
         """Rows of notes never closed, by track, then by the rank of their key
         (first opened first), then oldest first; each ends at ``end_tick``."""
         order = np.lexsort((ordinal, rank, track))
@@ -281,7 +283,9 @@ class ScoreBuilder:
         count = len(carry.ordinal)
         if not count:
             return
-        piece = _Piece(0, count, np.full(count, carry.track), carry.tick_on, np.full(count, _ON, np.int8), carry.channel, carry.pitch, carry.velocity)
+        piece = _Piece(
+            0, count, np.full(count, carry.track), carry.tick_on, np.full(count, _ON, np.int8), carry.channel, carry.pitch, carry.velocity
+        )
         rank = carry.first_open[carry.channel * 128 + carry.pitch]
         self.parts.append(self._unclosed(piece, np.arange(count), np.full(count, carry.tick), piece.track, rank, carry.ordinal))
 
