@@ -135,5 +135,6 @@ def test_small_pieces_give_what_one_piece_gives(piece_bytes, midi, monkeypatch):
 
     whole = read_all()
     monkeypatch.setattr(reader_module, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(reader_module, "ONE_PIECE_BYTES", 0)
     monkeypatch.setattr(scan_module, "MAX_RUN_BYTES", 8)
     assert read_all() == whole

@@ -43,6 +43,9 @@ PIECE_BYTES = 1 << 14
 """Bytes of MIDI whose numpy work is done at once (more when many notes are
 open across the cut: a piece takes at least :data:`BYTES_PER_OPEN_NOTE` per
 open note, so that carrying them stays a fraction of the work)."""
+ONE_PIECE_BYTES = 1 << 18
+"""A batch up to this size is one piece: the fixed cost of numpy's calls is
+paid once, and its working arrays take a few megabytes at most."""
 BYTES_PER_OPEN_NOTE = 8
 
 
@@ -103,7 +106,7 @@ def _pieces(scan: Scan, runs: np.ndarray, singles: np.ndarray, builder: ScoreBui
     """The pieces of the batch, in order: (start, stop) positions, the runs
     and single events in it, and whether it is the last. A piece never cuts
     a run; it grows with the notes the builder carries into it."""
-    if scan.size <= PIECE_BYTES:
+    if scan.size <= max(ONE_PIECE_BYTES, PIECE_BYTES):
         yield 0, scan.size, range(runs.shape[1]), range(singles.shape[1]), True
         return
     run_starts, run_stops, positions = runs[0], runs[1], singles[0]

@@ -29,7 +29,7 @@ MAX_TRACK_TICKS = 1 << 40
 4-byte quantity), which keeps every tick exact in int64 and float64 arithmetic."""
 
 _ON, _OFF, _IGNORED = 6, 7, -1
-_MESSAGE_KIND = np.full(OTHER + 1, _IGNORED, np.int8)
+_MESSAGE_KIND = np.full(OTHER + 1, _IGNORED, np.intp)  # lookups by an index of the machine's size are the fast ones
 """Status byte (or code) -> score kind, or _ON / _OFF for note messages."""
 _MESSAGE_KIND[0x80:0x90] = _OFF
 _MESSAGE_KIND[0x90:0xA0] = _ON
@@ -94,6 +94,7 @@ class ScoreBuilder:
 
     def __init__(self, track_starts: np.ndarray, track_files: np.ndarray, file_first_track: np.ndarray, smpte_files: np.ndarray) -> None:
         self.track_starts = track_starts
+        self.track_ids = np.arange(len(track_starts))
         self.track_files = track_files.astype(index_dtype(len(file_first_track)))
         self.track_numbers = (np.arange(len(track_files)) - file_first_track[track_files]).astype(index_dtype(len(track_files)))
         """Each batch track's number in its file."""
@@ -126,7 +127,12 @@ class ScoreBuilder:
         count = messages.shape[1]
         if not count:
             return
-        track = np.searchsorted(self.track_starts, messages[POSITION], side="right") - 1
+        # each track's messages follow its start: the first message at or after each track's start
+        first_message = np.searchsorted(messages[POSITION], self.track_starts)
+        lengths = np.empty(len(first_message), np.int64)
+        np.subtract(first_message[1:], first_message[:-1], out=lengths[:-1])
+        lengths[-1] = count - first_message[-1]
+        track = np.repeat(self.track_ids, lengths)
         carry, self.carry = self.carry, None
         if carry is not None and carry.track != track[0]:
             self.carry = carry
@@ -187,7 +193,7 @@ class ScoreBuilder:
         closed_on, closed_off, open_on, open_first = pair_notes(entry_track, pitch_key, is_on)
 
         # rows in score order: settings where they are, notes where their note-off is
-        row_here = (kind - PATCH).view(np.uint8) <= KEY_SIG - PATCH
+        row_here = (kind - PATCH).view(np.uint64) <= KEY_SIG - PATCH  # as unsigned, negative kinds are too large
         off_at = entry[closed_off]
         row_here[off_at] = True
         source = np.arange(count)
@@ -284,7 +290,7 @@ class ScoreBuilder:
         if not count:
             return
         piece = _Piece(
-            0, count, np.full(count, carry.track), carry.tick_on, np.full(count, _ON, np.int8), carry.channel, carry.pitch, carry.velocity
+            0, count, np.full(count, carry.track), carry.tick_on, np.full(count, _ON, np.intp), carry.channel, carry.pitch, carry.velocity
         )
         rank = carry.first_open[carry.channel * 128 + carry.pitch]
         self.parts.append(self._unclosed(piece, np.arange(count), np.full(count, carry.tick), piece.track, rank, carry.ordinal))
@@ -298,7 +304,7 @@ def _with_carried(piece: _Piece, carry: _Carry) -> _Piece:
         count,
         np.append(piece.track, np.full(count, carry.track)),
         np.append(piece.tick, carry.tick_on),
-        np.append(piece.kind, np.full(count, _ON, np.int8)),
+        np.append(piece.kind, np.full(count, _ON, np.intp)),
         np.append(piece.channel, carry.channel),
         np.append(piece.a, carry.pitch),
         np.append(piece.b, carry.velocity),

@@ -40,7 +40,7 @@ def pair_notes(track: np.ndarray, pitch_key: np.ndarray, is_on: np.ndarray) -> t
 
     When every key's messages alternate on, off, on, off (most files), the
     sorted messages are (on, off) pairs of one key each; otherwise the keys
-    go through :func:`_pair_queues`.
+    that do not go through :func:`_pair_queues`.
     """
     count = len(track)
     if not count:
@@ -51,8 +51,28 @@ def pair_notes(track: np.ndarray, pitch_key: np.ndarray, is_on: np.ndarray) -> t
     on = is_on[order]
     if not count & 1 and on[0::2].all() and not on[1::2].any() and (key[0::2] == key[1::2]).all():
         return order[0::2], order[1::2], order[:0], order[:0]
-    closed_on, closed_off, open_on, open_first = _pair_queues(key, on)
-    return order[closed_on], order[closed_off], order[open_on], order[open_first]
+    # the keys that do not alternate go through the queues; each of the others pairs an on with the next message
+    new_key = np.empty(count, bool)
+    new_key[0] = True
+    np.not_equal(key[1:], key[:-1], out=new_key[1:])
+    last_of_key = np.empty(count, bool)
+    last_of_key[-1] = True
+    last_of_key[:-1] = new_key[1:]
+    irregular = (new_key & ~on) | (last_of_key & on)
+    irregular[1:] |= ~new_key[1:] & (on[1:] == on[:-1])
+    group = new_key.cumsum() - 1
+    queued = np.zeros(int(group[-1]) + 1, bool)
+    queued[group[irregular]] = True
+    queued = queued[group]
+    regular_on = (on & ~queued).nonzero()[0]
+    at = queued.nonzero()[0]
+    queued_on, queued_off, open_on, open_first = (at[index] for index in _pair_queues(key[at], on[at]))
+    return (
+        order[np.concatenate([regular_on, queued_on])],
+        order[np.concatenate([regular_on + 1, queued_off])],
+        order[open_on],
+        order[open_first],
+    )
 
 
 def _pair_queues(key: np.ndarray, on: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
