@@ -47,8 +47,9 @@ def narrowed(values: np.ndarray, dtype: type[np.signedinteger]) -> np.ndarray:
 class Columns:
     """A table of events, one array per field (:data:`FIELDS`), all of one length.
 
-    ``time`` holds ticks in a score and 1/16 beats in the encoder; the
-    encoder narrows ``param3`` once durations are quantised.
+    ``time`` holds ticks in a score and 1/16 beats in the encoder, which
+    narrows ``param3`` once durations are quantised, and ``time`` and
+    ``param0`` of large tables once their values allow (:func:`narrowed`).
     """
 
     __slots__ = FIELDS
@@ -79,10 +80,6 @@ class Columns:
     def arrays(self) -> tuple[np.ndarray, ...]:
         return tuple(getattr(self, name) for name in FIELDS)
 
-    @property
-    def params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        return self.param0, self.param1, self.param2, self.param3
-
     def take(self, index: np.ndarray) -> Columns:
         """The events at ``index`` (integer positions), in that order."""
         return Columns(*(array.take(index) for array in self.arrays()))
@@ -90,10 +87,6 @@ class Columns:
     def rows(self, start: int, stop: int) -> Columns:
         """The events from ``start`` to ``stop`` (views, not copies)."""
         return Columns(*(array[start:stop] for array in self.arrays()))
-
-    def compress(self, keep: np.ndarray) -> Columns:
-        """The events where ``keep`` is True."""
-        return Columns(*(array.compress(keep) for array in self.arrays()))
 
     def keep(self, rows: np.ndarray) -> None:
         """Keep only ``rows`` (a mask, or indices in the order wanted), in
@@ -110,16 +103,13 @@ class Columns:
             setattr(self, name, np.concatenate([array, values.astype(array.dtype)]))
 
     @classmethod
-    def empty(cls, count: int = 0) -> Columns:
+    def empty(cls) -> Columns:
+        """A table without events."""
         return cls(
-            np.zeros(count, KIND_DTYPE),
-            np.zeros(count, TIME_DTYPE),
-            np.zeros(count, SMALL_DTYPE),
-            np.zeros(count, PARAM0_DTYPE),
-            np.zeros(count, SMALL_DTYPE),
-            np.zeros(count, SMALL_DTYPE),
-            np.zeros(count, TIME_DTYPE),
-            np.zeros(count, SMALL_DTYPE),
+            *(
+                np.zeros(0, dtype)
+                for dtype in (KIND_DTYPE, TIME_DTYPE, SMALL_DTYPE, PARAM0_DTYPE, SMALL_DTYPE, SMALL_DTYPE, TIME_DTYPE, SMALL_DTYPE)
+            )
         )
 
     @classmethod

@@ -15,12 +15,14 @@ each step and its quirks):
 5. :mod:`~.emit`: sort, collapse the "setup" before the first note, emit with
    range checks.
 
-:mod:`~.pipeline` chains them on the working table of :mod:`~.table`, which
-holds a batch of files at once, so that numpy's fixed cost per call (which
-dominates small files) is paid once per batch; :mod:`~.grouping` is the numpy
-group-by kit the steps share. What the reference decides per file with Python
-dicts (channel order, renumbering, key detection) is decided here per file
-too, from a few numbers gathered for all files at once.
+:mod:`~.pipeline` chains them on a batch's table (:mod:`midilm.tokenizer.columns`,
+:mod:`~.table`): one array per field, narrow types, files one after another,
+so that numpy's fixed cost per call (which dominates small files) is paid
+once per batch and a large file's table stays a few times its size; every
+step changes the table in place. :mod:`~.grouping` is the numpy group-by kit
+the steps share. What the reference decides per file with Python dicts
+(channel order, renumbering, key detection) is decided here per file too,
+from a few numbers gathered for all files at once.
 """
 
 from midilm.tokenizer.encoder.pipeline import encode, encode_batch, encode_events

@@ -49,8 +49,7 @@ _INVALID = {
     "invalid_key_signature": (KEY_SIG,),
 }
 """The reference's checks of each event before anything else: reason -> kinds."""
-assert PATCH < CONTROL < TEMPO == PATCH + 2
-"""The kinds with a per-track repeat filter."""
+assert PATCH < CONTROL < TEMPO == PATCH + 2  # the kinds with a per-track repeat filter: PATCH..TEMPO
 
 
 def select(events: Columns, options: TokenizerOptions, batch: Batch) -> tuple[np.ndarray, np.ndarray]:

@@ -142,7 +142,7 @@ def _piece_bytes(scan: Scan, start: int, stop: int) -> np.ndarray:
 def _without_files(events: Columns, refused: list[bool]) -> Columns:
     """The events of the files not refused, files renumbered from 0."""
     refused_file = np.array(refused, bool)
-    events = events.compress(~refused_file[events.file])
+    events.keep(~refused_file[events.file])
     events.file = (np.cumsum(~refused_file) - 1)[events.file].astype(index_dtype(len(refused)))
     return events
 
