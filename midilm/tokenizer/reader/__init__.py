@@ -25,6 +25,7 @@ of the track, grouped by that key in the order each key was first opened.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -127,8 +128,8 @@ def _pieces(scan: Scan, runs: np.ndarray, singles: np.ndarray, builder: ScoreBui
 
 def _piece_bytes(scan: Scan, start: int, stop: int) -> np.ndarray:
     """The batch's bytes from ``start`` to ``stop``: a view of one file's, or the files' joined."""
-    first = int(np.searchsorted(scan.file_starts, start, side="right")) - 1
-    last = int(np.searchsorted(scan.file_starts, stop, side="left")) - 1
+    first = bisect.bisect_right(scan.file_starts, start) - 1
+    last = bisect.bisect_left(scan.file_starts, stop) - 1
     if first == last:
         offset = start - scan.file_starts[first]
         return np.frombuffer(scan.files[first], np.uint8, stop - start, offset)
