@@ -4,6 +4,7 @@ a MIDI file can hold, so the worst ratio of real music).
 
     python bench/tokenizer_memory.py --notes 30000 300000 1000000
     python bench/tokenizer_memory.py --notes 300000 --shape running explicit controls programs
+    python bench/tokenizer_memory.py --notes 50000 --shape running explicit controls --write /tmp/dense  # files for tokenizer_speed.py
 
 Each file runs ``midilm.tokenize`` on the file's bytes in a child process of
 its own and reports the peak of numpy and Python allocations
@@ -21,6 +22,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 CHILD = """
 import json, resource, sys, tracemalloc
@@ -47,6 +49,9 @@ else:
 body += bytes([0, 0xFF, 0x2F, 0])
 data = b"MThd" + (6).to_bytes(4, "big") + bytes([0, 1, 0, 1, 1, 0xE0]) + b"MTrk" + len(body).to_bytes(4, "big") + body
 del body, pitch
+if len(sys.argv) > 3:
+    open(sys.argv[3], "wb").write(data)
+    sys.exit()
 rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tracemalloc.start()
 events = tokenize(data, max_bytes=len(data)).report.output_events
@@ -63,7 +68,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--notes", type=int, nargs="+", default=[30_000, 300_000], help="notes of each generated file")
     parser.add_argument("--shape", nargs="+", choices=SHAPES, default=["running"], help="kinds of file (see above)")
+    parser.add_argument("--write", type=Path, metavar="DIR", help="write the files (SHAPE-NOTES.mid) to DIR instead of measuring")
     args = parser.parse_args()
+    if args.write:
+        args.write.mkdir(parents=True, exist_ok=True)
+        for shape in args.shape:
+            for notes in args.notes:
+                path = args.write / f"{shape}-{notes}.mid"
+                subprocess.run([sys.executable, "-c", CHILD, shape, str(notes), str(path)], check=True)
+                print(path)
+        return
     print(f"{'shape':>9s} {'file MB':>8s} {'events':>10s} {'tracemalloc peak':>17s} {'x file':>7s} {'RSS growth':>11s} {'x file':>7s}")
     for shape in args.shape:
         for notes in args.notes:
