@@ -18,9 +18,7 @@ import numpy as np
 
 from midilm import vocab
 from midilm.data.split import SplitFile, hash_split
-from midilm.data.store import SPLITS
-
-STATUSES: tuple[str, ...] = ("ok", "duplicate", "error", "filtered")
+from midilm.data.store_files import SPLITS, STATUSES
 
 RESULT_FIELDS: tuple[str, ...] = (
     "sha256",

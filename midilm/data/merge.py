@@ -16,7 +16,8 @@ from typing import Any
 from midilm.data.manifest import counts, identity, resolve, result_of
 from midilm.data.prepare import PrepareOptions, PrepareSummary, split_settings
 from midilm.data.split import SplitFile
-from midilm.data.store import HEADER_FILE, TokenStore
+from midilm.data.store import TokenStore
+from midilm.data.store_files import HEADER_FILE
 from midilm.data.writer import StoreWriter
 from midilm.errors import ConfigError, StoreError
 

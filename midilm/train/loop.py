@@ -28,10 +28,12 @@ from midilm.errors import ConfigError
 from midilm.runtime import autocast
 from midilm.train import distributed
 from midilm.train.batches import eval_batches
+from midilm.train.checkpoint import WEIGHTS_FILE, existing_checkpoint
 from midilm.train.config import FINE_TUNE_LR, DataRef, RunConfig, TrainConfig
 from midilm.train.interrupt import Interrupt, StepAborted
 from midilm.train.metrics import count_targets, evaluate_view, summed_loss
 from midilm.train.session import CONFIG_FILE, TrainingSession
+from midilm.train.weights_fit import check_weights_fit
 
 LIMITS = ("max_steps", "max_epochs", "max_minutes")
 """Stop reasons that end a run with a final evaluation."""
@@ -49,12 +51,18 @@ class TrainResult:
 
 
 def open_store(path: str | Path) -> Any:
+    """The store at ``path``, verified: every file's token rows match their
+    checksums, so no run trains on a damaged or zero-filled token file."""
     from midilm.data import TokenStore
 
-    return TokenStore(path)
+    store = TokenStore(path)
+    store.verify()
+    return store
 
 
-def start_run(data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None) -> TrainResult:
+def start_run(
+    data: str | Path, out: str | Path, model_config: Any, train_config: TrainConfig, init: str | Path | None = None
+) -> TrainResult:
     """Train a new model (or fine-tune ``init``) on the store at ``data``, writing the run to ``out``."""
     out = Path(out)
     if (out / CONFIG_FILE).exists():
@@ -79,9 +87,14 @@ def resume_run(run_dir: str | Path, max_steps: int | None = None, max_minutes: f
     changes = {k: v for k, v in (("max_steps", max_steps), ("max_minutes", max_minutes)) if v is not None}
     if changes:
         run = replace(run, train=replace(run.train, **changes))
+    last = existing_checkpoint(run_dir / "last")
+    if last is not None:
+        check_weights_fit(last / WEIGHTS_FILE, run.model)  # before the session builds the model config.json describes
     store = open_store(run.data.store)
     if store.tokenizer_spec != run.data.tokenizer:
-        raise ConfigError(f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens")
+        raise ConfigError(
+            f"{run.data.store}: the store was rebuilt with other tokenizer options than this run used; resume needs the same tokens"
+        )
     if store.identity != run.data.identity:
         raise ConfigError(
             f"{run.data.store}: the store changed since this run started (identity {store.identity}, run recorded {run.data.identity}); "
@@ -105,7 +118,9 @@ def fit(s: TrainingSession) -> TrainResult:
             s.save_last()
         reason = pos.stop_reason or stop_reason(s, interrupt)
         if reason and reason != "interrupted":
-            report.say(f"{s.run_dir}: nothing to do: the run already ended at step {pos.step} ({reason}); pass a larger --max-steps to extend it")
+            report.say(
+                f"{s.run_dir}: nothing to do: the run already ended at step {pos.step} ({reason}); pass a larger --max-steps to extend it"
+            )
             return _end(s, reason, metrics, evaluated)
         batches = micro_batches(s)
         report.start(cfg.max_steps or s.batches.steps_per_epoch * cfg.max_epochs, pos.step)
