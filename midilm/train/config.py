@@ -21,6 +21,7 @@ from typing import Any
 from midilm import __version__
 from midilm.config import from_dict, read_json, to_dict
 from midilm.errors import ConfigError
+from midilm.validate import OBJECT, TEXT, check_object
 
 SCHEDULES = ("plateau", "cosine", "constant")
 FINE_TUNE_LR = 1e-4
@@ -78,7 +79,10 @@ class TrainConfig:
             (self.lr > 0, f"lr must be > 0 (got {self.lr})"),
             (self.batch_size >= 0, f"batch_size must be >= 0 (got {self.batch_size})"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1 (got {self.grad_accum})"),
-            (self.window_events == 0 or self.window_events >= 2, f"window_events must be 0 (the model's context) or >= 2 (got {self.window_events})"),
+            (
+                self.window_events == 0 or self.window_events >= 2,
+                f"window_events must be 0 (the model's context) or >= 2 (got {self.window_events})",
+            ),
             (self.stride_events >= 0, f"stride_events must be >= 0 (got {self.stride_events})"),
             (self.eval_batches >= 0, f"eval_batches must be >= 0 (got {self.eval_batches})"),
             (self.max_steps >= 0 and self.max_epochs >= 1, "max_steps must be >= 0 and max_epochs >= 1"),
@@ -101,7 +105,9 @@ class TrainConfig:
             )
         stride = self.stride_events or max(1, window // 2)
         if stride > window:
-            raise ConfigError(f"stride_events {stride} is longer than the window ({window} events): events between windows would never be seen")
+            raise ConfigError(
+                f"stride_events {stride} is longer than the window ({window} events): events between windows would never be seen"
+            )
         return dataclasses.replace(self, window_events=window, stride_events=stride)
 
 
@@ -163,6 +169,8 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown run setting(s) {', '.join(unknown)}")
+        sections = {"model": OBJECT, "train": OBJECT, "data": OBJECT, "vocab": OBJECT, "init": TEXT, "midilm_version": TEXT}
+        check_object(data, sections, where=source, error=ConfigError)
         model = from_dict(ModelConfig, upgrade_model_dict(data.get("model", {})), source=f"{source}:model")
         train = upgrade_train_dict(data.get("train", {}), architecture(model.arch).positions_per_event)
         return cls(
