@@ -257,6 +257,8 @@ def prepare(
             and writer.header is not None
             and "checksums" in writer.header
             and writer.header.get("settings") == settings
+            and writer.header["identity"] == summary.identity
+            and writer.header["counts"] == summary.counts
             and rows == list(writer.committed.values())
         )
         if unchanged:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from midilm.data.integrity import damaged_streams
-from midilm.data.store_files import SPLITS, open_tokens, read_header, read_index, read_manifest
+from midilm.data.manifest import counts, identity
+from midilm.data.store_files import HEADER_FILE, SPLITS, open_tokens, read_header, read_index, read_manifest
 from midilm.errors import StoreError
 
 
@@ -111,9 +112,13 @@ class TokenStore:
 
     def verify(self) -> None:
         """Check the whole store: the manifest (fields, checksum, agreement with
-        the index) and every stored file's token rows against its
-        ``tokens_sha256``. StoreError naming the damaged files; reads the
+        the index and with the header's identity and counts) and every stored
+        file's token rows against its ``tokens_sha256``. StoreError naming the damaged files; reads the
         whole token file (about a second per GB, see BENCHMARKS.md)."""
+        expected = {"identity": identity(self.tokenizer_spec, self.records), "counts": counts(self.records)}
+        for field, value in expected.items():
+            if self.header[field] != value:
+                raise StoreError(f"{self.path / HEADER_FILE}: field {field} disagrees with the manifest {self.header['files']['manifest']}")
         damaged = damaged_streams(self._rows, self.records)
         if damaged:
             paths = [r["path"] for r in self.records if r.get("tokens_sha256") in damaged]

@@ -12,7 +12,6 @@ token file, or a manifest line that is not an object.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from midilm import vocab
 from midilm.errors import StoreError
 from midilm.files import open_regular
+from midilm.npyfile import read_npy
 from midilm.validate import (
     COUNT,
     FLAG,
@@ -57,7 +57,6 @@ CHECKSUM_KEYS: tuple[str, ...] = ("index", "manifest")
 """Files whose SHA-256 the header records (stores written before checksums existed have none)."""
 HEADER_MAX_BYTES = 64 << 20
 """A header is a few kilobytes; a larger ``store.json`` is not one (and is not read into memory)."""
-NPY_MAGIC = b"\x93NUMPY"
 
 REQUIRED_HEADER_KEYS: tuple[str, ...] = ("generation", "tokenizer", "files", "rows", "identity", "counts")
 
@@ -68,9 +67,12 @@ def _is_file_name(value: Any) -> bool:
 
 
 FILE_NAME: Check = (_is_file_name, "a file name inside the store folder")
+MAX_ROWS = 1 << 48
+"""More event rows than any disk holds (4 PiB of tokens): a larger ``rows`` is damage, and would overflow int64 arithmetic."""
+ROWS: Check = (lambda v: COUNT[0](v) and v <= MAX_ROWS, "a row count from 0 to 2^48")
 HEADER_FIELDS: dict[str, Check] = {
     "generation": POSITIVE,
-    "rows": COUNT,
+    "rows": ROWS,
     "identity": TEXT,
     "tokenizer": OBJECT,
     "counts": OBJECT,
@@ -164,26 +166,15 @@ def read_header(folder: Path) -> dict[str, Any]:
     check_object(header, HEADER_FIELDS, where=where, error=StoreError, required=REQUIRED_HEADER_KEYS)
     check_object(header["files"], dict.fromkeys(FILE_KEYS, FILE_NAME), where=where, error=StoreError, required=FILE_KEYS, prefix="files.")
     check_object(header.get("checksums", {}), dict.fromkeys(CHECKSUM_KEYS, SHA256), where=where, error=StoreError, prefix="checksums.")
-    check_object(header.get("settings", {}), SETTINGS_FIELDS, where=where, error=StoreError, prefix="settings.")
+    if "settings" in header:
+        check_object(
+            header["settings"], SETTINGS_FIELDS, where=where, error=StoreError, required=tuple(SETTINGS_FIELDS), prefix="settings."
+        )
     by_status = check_object(
         header["counts"], {"by_status": OBJECT}, where=where, error=StoreError, required=("by_status",), prefix="counts."
     )
     check_object(by_status["by_status"], {"ok": COUNT}, where=where, error=StoreError, required=("ok",), prefix="counts.by_status.")
     return header
-
-
-def _npy_layout(path: Path, handle: Any) -> tuple[tuple[int, ...], bool, np.dtype, int]:
-    """Shape, Fortran order, dtype and data offset from a ``.npy`` header, without reading the data."""
-    try:
-        if handle.read(len(NPY_MAGIC)) != NPY_MAGIC:
-            raise ValueError("no .npy magic string")
-        handle.seek(0)
-        major, _ = np.lib.format.read_magic(handle)
-        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(handle)
-    except (ValueError, OSError, SyntaxError, TypeError) as exc:
-        raise StoreError(f"{path}: not a readable .npy store index: {exc}") from exc
-    return shape, fortran, dtype, handle.tell()
 
 
 def read_index(folder: Path, header: dict[str, Any]) -> np.ndarray:
@@ -193,17 +184,7 @@ def read_index(folder: Path, header: dict[str, Any]) -> np.ndarray:
     path = folder / header["files"]["index"]
     data = _read_file(path, "store index")
     _check_checksum(path, data, header, "index")
-    shape, fortran, dtype, offset = _npy_layout(path, io.BytesIO(data))
-    if dtype != INDEX_DTYPE or fortran or len(shape) != 2 or shape[1] != len(INDEX_COLUMNS):
-        raise StoreError(
-            f"{path}: store index of shape {shape} and dtype {dtype}{' (Fortran order)' if fortran else ''}, expected [n, 3] little-endian int64"
-        )
-    expected_bytes = shape[0] * len(INDEX_COLUMNS) * INDEX_DTYPE.itemsize
-    if len(data) - offset != expected_bytes:
-        raise StoreError(
-            f"{path}: the index header claims {shape[0]} files ({expected_bytes} bytes) but the file holds {len(data) - offset} bytes of data"
-        )
-    index = np.frombuffer(data, dtype=INDEX_DTYPE, offset=offset).reshape(shape)
+    index = read_npy(data, str(path), StoreError, dtype=INDEX_DTYPE, columns=len(INDEX_COLUMNS))
     files = header["counts"]["by_status"]["ok"]
     if len(index) != files:
         raise StoreError(f"{path}: the index lists {len(index)} files, {HEADER_FILE} field counts.by_status.ok says {files}")
