@@ -111,7 +111,9 @@ def case_tokenize_many(rng: random.Random, context: dict[str, Any], folder: Path
     if len(results) != len(batch):
         raise AssertionError(f"tokenize_many gave {len(results)} results for {len(batch)} files")
     (alone,) = tokenize_many([good])
-    if type(alone) is not type(results[position]) or (isinstance(alone, Tokenized) and not np.array_equal(alone.tokens, results[position].tokens)):
+    if type(alone) is not type(results[position]) or (
+        isinstance(alone, Tokenized) and not np.array_equal(alone.tokens, results[position].tokens)
+    ):
         raise AssertionError("the unmutated file's result in a batch of mutated files differs from its result alone")
 
 
