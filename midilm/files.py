@@ -58,12 +58,6 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
         raise
 
 
-def read_regular(path: str | os.PathLike) -> bytes:
-    """The bytes of a regular file (see :func:`open_regular`)."""
-    with open_regular(path) as handle:
-        return handle.read()
-
-
 def describe(path: str | os.PathLike) -> str:
     """What is at ``path``, in words, for error messages ("missing" when nothing)."""
     try:

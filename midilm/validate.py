@@ -8,49 +8,60 @@ and the field, not a ``ValueError`` three calls later.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from midilm.errors import MidilmError
 
-Check = tuple[Callable[[Any], bool], str]
-"""A predicate on a JSON value and what it expects, in words."""
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+@dataclass(frozen=True)
+class Check:
+    """What a JSON value must be: one of ``types`` (``True`` is no integer),
+    passing ``test`` when given; null only when ``nullable``."""
+
+    types: tuple[type, ...]
+    expected: str
+    test: Callable[[Any], bool] | None = None
+    nullable: bool = False
+
+    def passes(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable
+        if not isinstance(value, self.types) or (type(value) is bool and bool not in self.types):
+            return False
+        return self.test is None or self.test(value)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and not text.strip("0123456789abcdef")
 
 
-INTEGER: Check = (_is_int, "an integer")
-COUNT: Check = (lambda v: _is_int(v) and v >= 0, "a non-negative integer")
-POSITIVE: Check = (lambda v: _is_int(v) and v >= 1, "a positive integer")
-NUMBER: Check = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number")
-TEXT: Check = (lambda v: isinstance(v, str), "a string")
-FLAG: Check = (lambda v: isinstance(v, bool), "true or false")
-OBJECT: Check = (lambda v: isinstance(v, dict), "a JSON object")
-LIST: Check = (lambda v: isinstance(v, list), "a list")
-SHA256: Check = (lambda v: isinstance(v, str) and _SHA256.fullmatch(v) is not None, "a SHA-256 digest (64 hex digits)")
+INTEGER = Check((int,), "an integer")
+COUNT = Check((int,), "a non-negative integer", lambda v: v >= 0)
+POSITIVE = Check((int,), "a positive integer", lambda v: v >= 1)
+NUMBER = Check((int, float), "a number")
+TEXT = Check((str,), "a string")
+FLAG = Check((bool,), "true or false")
+OBJECT = Check((dict,), "a JSON object")
+LIST = Check((list,), "a list")
+SHA256 = Check((str,), "a SHA-256 digest (64 hex digits)", _is_sha256)
 
 
 def optional(check: Check) -> Check:
     """``check``, or null."""
-    test, expected = check
-    return (lambda v: v is None or test(v), f"{expected} or null")
+    return replace(check, expected=f"{check.expected} or null", nullable=True)
 
 
 def one_of(values: Iterable[Any]) -> Check:
-    """One of the given values."""
+    """One of the given values (strings or integers)."""
     allowed = tuple(values)
-    return (lambda v: isinstance(v, (str, int)) and v in allowed, "one of " + ", ".join(map(repr, allowed)))
+    return Check((str, int), "one of " + ", ".join(map(repr, allowed)), lambda v: v in allowed)
 
 
 def list_of(check: Check) -> Check:
     """A list whose items all pass ``check``."""
-    test, expected = check
-    return (lambda v: isinstance(v, list) and all(test(item) for item in v), f"a list of {expected}s")
+    return Check((list,), f"a list of {check.expected}s", lambda v: all(check.passes(item) for item in v))
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -76,7 +87,7 @@ def check_object(
     missing = [name for name in required if name not in value]
     if missing:
         raise error(f"{where}: lacks field(s) {', '.join(prefix + name for name in missing)}")
-    for name, (test, expected) in fields.items():
-        if name in value and not test(value[name]):
-            raise error(f"{where}: field {prefix}{name}: expected {expected}, got {shown(value[name])}")
+    for name, check in fields.items():
+        if name in value and not check.passes(value[name]):
+            raise error(f"{where}: field {prefix}{name}: expected {check.expected}, got {shown(value[name])}")
     return value

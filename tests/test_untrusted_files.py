@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from midilm.errors import StoreError
-from midilm.files import NotRegularFileError, describe, open_regular, read_regular
+from midilm.files import NotRegularFileError, describe, open_regular
 from midilm.npyfile import read_npy
 from midilm.validate import COUNT, SHA256, check_object, list_of, one_of, optional
 
@@ -39,7 +39,8 @@ def test_open_regular_refuses_devices_sockets_and_folders_but_follows_links_to_f
         open_regular(tmp_path)
     (tmp_path / "real.mid").write_bytes(b"MThd")
     os.symlink(tmp_path / "real.mid", tmp_path / "link.mid")
-    assert read_regular(tmp_path / "link.mid") == b"MThd"
+    with open_regular(tmp_path / "link.mid") as handle:
+        assert handle.read() == b"MThd"
     assert issubclass(NotRegularFileError, OSError)  # callers' `except OSError` already handle it
     assert describe(tmp_path / "missing") == "missing"
 

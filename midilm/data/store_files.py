@@ -66,10 +66,10 @@ def _is_file_name(value: Any) -> bool:
     return isinstance(value, str) and value not in ("", ".", "..") and "/" not in value and "\\" not in value and "\0" not in value
 
 
-FILE_NAME: Check = (_is_file_name, "a file name inside the store folder")
+FILE_NAME = Check((str,), "a file name inside the store folder", _is_file_name)
 MAX_ROWS = 1 << 48
 """More event rows than any disk holds (4 PiB of tokens): a larger ``rows`` is damage, and would overflow int64 arithmetic."""
-ROWS: Check = (lambda v: COUNT[0](v) and v <= MAX_ROWS, "a row count from 0 to 2^48")
+ROWS = Check((int,), "a row count from 0 to 2^48", lambda v: 0 <= v <= MAX_ROWS)
 HEADER_FIELDS: dict[str, Check] = {
     "generation": POSITIVE,
     "rows": ROWS,
