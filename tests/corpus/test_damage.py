@@ -171,24 +171,29 @@ def _set_header(field: str, value) -> Callable[[Path], None]:
     return damage
 
 
-def _rewrite_index(change: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+def _rewritten(key: str, content: Callable[[Path], bytes]) -> Callable[[Path], None]:
+    """A damage that replaces the store file ``key`` by ``content(path)`` and records its new checksum."""
+
     def damage(store: Path) -> None:
-        path = file_of(store, "index")
-        index = change(np.load(path).copy())
-        buffer = io.BytesIO()
-        np.save(buffer, index)
-        path.write_bytes(buffer.getvalue())
-        rehash(store, "index")
+        path = file_of(store, key)
+        path.write_bytes(content(path))
+        rehash(store, key)
 
     return damage
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _rewrite_index(change: Callable[[np.ndarray], np.ndarray]) -> Callable[[Path], None]:
+    return _rewritten("index", lambda path: _npy(change(np.load(path).copy())))
 
 
 def _index_bytes(data: bytes) -> Callable[[Path], None]:
-    def damage(store: Path) -> None:
-        file_of(store, "index").write_bytes(data)
-        rehash(store, "index")
-
-    return damage
+    return _rewritten("index", lambda path: data)
 
 
 def _cell(row: int, column: int, value: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -200,22 +205,16 @@ def _cell(row: int, column: int, value: int) -> Callable[[np.ndarray], np.ndarra
 
 
 def _manifest_line(number: int, change: Callable[[dict], object]) -> Callable[[Path], None]:
-    def damage(store: Path) -> None:
-        path = file_of(store, "manifest")
+    def content(path: Path) -> bytes:
         lines = path.read_text().splitlines()
         lines[number] = json.dumps(change(json.loads(lines[number])))
-        path.write_text("\n".join(lines) + "\n")
-        rehash(store, "manifest")
+        return ("\n".join(lines) + "\n").encode()
 
-    return damage
+    return _rewritten("manifest", content)
 
 
 def _manifest_bytes(data: bytes) -> Callable[[Path], None]:
-    def damage(store: Path) -> None:
-        file_of(store, "manifest").write_bytes(data)
-        rehash(store, "manifest")
-
-    return damage
+    return _rewritten("manifest", lambda path: data)
 
 
 def npy_header(text: str) -> bytes:

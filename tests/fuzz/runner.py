@@ -20,41 +20,23 @@ import os
 import random
 import resource
 import shutil
-import signal
 import socket
 import sys
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import mutations
 import numpy as np
 
+from midilm.data.workers import TimeLimitExceeded, time_limit
 from midilm.errors import MidilmError
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "golden"
 STORE_PIECES = ("bach_bwv1.6", "bach_bwv10.7", "folk_essen_altdeu10_1", "folk_essen_altdeu10_2", "m21_test01")
-
-
-class CaseTimeout(BaseException):
-    """A case ran past its time (a BaseException, so no ``except Exception`` in the code under test swallows it)."""
-
-
-@contextlib.contextmanager
-def time_guard(seconds: float) -> Iterator[None]:
-    def expire(signum, frame):
-        raise CaseTimeout()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def limit_memory(extra_mb: int) -> None:
@@ -412,9 +394,9 @@ TARGETS: dict[str, tuple[Callable[[Path], dict[str, Any]], Callable[..., None]]]
 def run_case(case: Callable[..., Any], rng: random.Random, context: dict[str, Any], folder: Path, seconds: float) -> tuple[str, str]:
     """(outcome, detail): ok, refused (a MidilmError, raised or reported by the case), or a failure kind: exception, memory, timeout."""
     try:
-        with time_guard(seconds):
+        with time_limit(seconds, wall=True):
             outcome = case(rng, context, folder)
-    except CaseTimeout:
+    except TimeLimitExceeded:
         return "timeout", f"still running after {seconds:g} s"
     except MidilmError as exc:
         return "refused", f"{type(exc).__name__}: {exc}"[:200]
