@@ -113,8 +113,9 @@ class TokenStore:
     def verify(self) -> None:
         """Check the whole store: the manifest (fields, checksum, agreement with
         the index and with the header's identity and counts) and every stored
-        file's token rows against its ``tokens_sha256``. StoreError naming the damaged files; reads the
-        whole token file (about a second per GB, see BENCHMARKS.md)."""
+        file's token rows against its ``tokens_sha256``. StoreError naming the
+        damaged files. Reads the whole token file: half a second for 9,000
+        files and 24 MB of tokens, about 2 s more per GB (BENCHMARKS.md)."""
         expected = {"identity": identity(self.tokenizer_spec, self.records), "counts": counts(self.records)}
         for field, value in expected.items():
             if self.header[field] != value:
