@@ -145,7 +145,7 @@ def tokenize_file(path: str, *, options: TokenizerOptions, cpu_limit_seconds: fl
         result["error"] = f"cannot read: {exc.strerror or exc}"
         return result, None
     except MemoryError:
-        result["error"] = f"cannot read: {stat.st_size} bytes do not fit in memory"
+        result["error"] = "cannot read: the file does not fit in memory"
         return result, None
     result.update(sha256=hashlib.sha256(data).hexdigest(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     try:

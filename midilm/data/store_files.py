@@ -87,13 +87,7 @@ SETTINGS_FIELDS: dict[str, Check] = {
     "split_file_sha256": optional(TEXT),
     "quality_filter": FLAG,
 }
-MANIFEST_FIELDS: dict[str, Check] = {
-    "path": TEXT,
-    "status": one_of(STATUSES),
-    "reason": optional(TEXT),
-    "duplicate_of": optional(TEXT),
-    "split": optional(one_of(SPLITS)),
-    "index": optional(COUNT),
+RESULT_FIELDS: dict[str, Check] = {
     "sha256": optional(SHA256),
     "size": optional(COUNT),
     "mtime_ns": optional(INTEGER),
@@ -108,10 +102,20 @@ MANIFEST_FIELDS: dict[str, Check] = {
     "warnings": optional(LIST),
     "quality_ok": optional(FLAG),
     "quality_reasons": optional(LIST),
+}
+"""What tokenizing one file yields besides its path (reusable across runs), and what each field holds."""
+MANIFEST_FIELDS: dict[str, Check] = {
+    "path": TEXT,
+    "status": one_of(STATUSES),
+    "reason": TEXT,
+    "duplicate_of": optional(TEXT),
+    "split": optional(one_of(SPLITS)),
+    "index": optional(COUNT),
+    **RESULT_FIELDS,
     "licence": optional(TEXT),
     "origin": optional(TEXT),
 }
-"""Every manifest field and what it holds (see docs/store-format.md)."""
+"""Every manifest field and what it holds (see docs/store-format.md); a row holds them all."""
 STORED_FIELDS: dict[str, Check] = {"tokens_sha256": SHA256, "offset": COUNT, "count": POSITIVE}
 """Fields a row with token rows (an ``ok``, ``duplicate`` or ``filtered`` file) must hold, not null."""
 
@@ -235,7 +239,11 @@ def _manifest_row(where: str, line: bytes, rows: int, previous_path: str | None)
         row = json.loads(line)
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
         raise StoreError(f"{where}: unreadable store manifest: {exc}") from exc
-    check_object(row, MANIFEST_FIELDS, where=where, error=StoreError, required=("path", "status"))
+    check_object(row, MANIFEST_FIELDS, where=where, error=StoreError, required=tuple(MANIFEST_FIELDS))
+    if (row["status"] == "error") != bool(row["error"]):
+        raise StoreError(
+            f"{where}: fields status {row['status']!r} and error {shown(row['error'])} disagree (only an error row has an error)"
+        )
     if row["status"] != "error" or row.get("count") is not None:
         check_object(row, STORED_FIELDS, where=where, error=StoreError, required=tuple(STORED_FIELDS))
         if row["count"] > rows - min(row["offset"], rows):
@@ -248,9 +256,10 @@ def _manifest_row(where: str, line: bytes, rows: int, previous_path: str | None)
 
 
 def check_result(entry: Any, where: str) -> dict[str, Any]:
-    """A journal entry (one file's result) checked against the manifest's fields."""
-    check_object(entry, MANIFEST_FIELDS, where=where, error=StoreError, required=("path",))
-    if entry.get("count") is not None:
+    """A journal entry (one file's result): every result field of its type, and
+    the stored rows' fields unless the file failed (``error``)."""
+    check_object(entry, {"path": TEXT, **RESULT_FIELDS}, where=where, error=StoreError, required=("path", *RESULT_FIELDS))
+    if entry["error"] is None:
         check_object(entry, STORED_FIELDS, where=where, error=StoreError, required=tuple(STORED_FIELDS))
     return entry
 

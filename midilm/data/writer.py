@@ -3,11 +3,14 @@
 A writer holds the store's lock for a whole run. Event rows are appended to
 the token file and each finished file's result is then appended as one line
 to ``journal.jsonl``; a commit writes the next generation's index and
-manifest and finally replaces ``store.json`` atomically. Readers see only
-committed generations. A run that is killed leaves the last committed
-generation intact, and the next run resumes from the journal: lines that are
-incomplete, or whose rows did not reach the disk, are dropped, and bytes
-past the last journaled row are cut off before appending. See
+manifest (with their SHA-256 in the header) and finally replaces
+``store.json`` atomically. Readers see only committed generations. A run
+that is killed leaves the last committed generation intact, and the next run
+resumes from the journal: lines that are incomplete, or whose rows did not
+reach the disk, are dropped, and bytes past the last journaled row are cut
+off before appending. Committed or journaled rows that are missing or
+differ from their checksum (a token file cut or zero-filled since) are
+dropped the same way and their files tokenized again. See
 ``docs/store-format.md``.
 """
 
@@ -25,6 +28,7 @@ import numpy as np
 from midilm import vocab
 from midilm.data.integrity import damaged_streams, physical_rows
 from midilm.data.store_files import (
+    FILE_NAME,
     FORMAT,
     FORMAT_VERSION,
     HEADER_FILE,
@@ -213,8 +217,10 @@ class StoreWriter:
             head = json.loads(lines[0])
         except (json.JSONDecodeError, IndexError):
             return []
-        if head.get("tokenizer") != self.spec or head.get("journal") != JOURNAL_VERSION:
+        if not isinstance(head, dict) or head.get("tokenizer") != self.spec or head.get("journal") != JOURNAL_VERSION:
             return []
+        if not FILE_NAME.passes(head.get("tokens")):
+            return []  # a token file outside the store folder is never written to
         if head.get("tokens") != self.tokens_name:
             if self.compatible or not (self.folder / head.get("tokens", "")).is_file():
                 return []

@@ -263,6 +263,16 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
         "manifest-1.jsonl",
         "disagree with the index",
     ),
+    "manifest reason missing": (
+        _manifest_line(0, lambda row: {k: v for k, v in row.items() if k != "reason"}),
+        "line 1",
+        "lacks field(s) reason",
+    ),
+    "an ok row with an error": (
+        _manifest_line(0, lambda row: {**row, "error": "forged"}),
+        "line 1",
+        "fields status 'ok' and error 'forged' disagree",
+    ),
     "manifest unsorted": (_manifest_line(1, lambda row: {**row, "path": "/a.mid"}), "manifest-1.jsonl line 2", "field path"),
     "manifest checksum": (
         lambda s: file_of(s, "manifest").write_text(file_of(s, "manifest").read_text().replace('"seconds": ', '"seconds": 1')),
@@ -397,3 +407,27 @@ def test_a_store_zero_filled_by_an_older_midilm_is_never_trained_on(store, tmp_p
     assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-1500:]
     assert "differ from their checksums" in refused.stderr and "midilm prepare" in refused.stderr
     assert not (tmp_path / "run" / "last").exists()
+
+
+@pytest.mark.parametrize(
+    ("head", "entry"),
+    [
+        ([1, 2], None),
+        ({"journal": 1, "tokens": "../outside.u16"}, None),
+        (None, {"path": "/x.mid", "error": None}),
+        (None, {"path": "/x.mid", "count": "many"}),
+    ],
+)
+def test_a_damaged_journal_is_ignored_not_followed(head, entry, store, sources, pristine):
+    """A journal whose head is not an object or names a token file outside the store, or whose entries lack
+    fields, is dropped: its files are tokenized again and nothing is written outside the store."""
+    header = header_of(store)
+    good_head = {"journal": 1, "tokenizer": header["tokenizer"], "tokens": header["files"]["tokens"]}
+    if isinstance(head, dict):
+        head = {**good_head, **head}
+    first = json.loads(file_of(store, "manifest").read_text().splitlines()[0])
+    lines = [head if head is not None else good_head, {**first, **(entry or {})}]
+    (store / "journal.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    rerun(sources, store)
+    assert_like(store, pristine)
+    assert not (store.parent / "outside.u16").exists()

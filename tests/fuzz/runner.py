@@ -274,10 +274,15 @@ def damage_store(rng: random.Random, store: Path) -> str:
             os.truncate(path, size)
             what = f"token file cut to {cut} then zero-filled back to {size} bytes (an older midilm's repair)"
     else:
-        journal = [{"journal": 1, "tokenizer": header["tokenizer"], "tokens": files["tokens"]}]
-        entry, what = mutations.mutate_json(rng, json.loads((store / files["manifest"]).read_text().splitlines()[0]))
-        (store / "journal.jsonl").write_text("\n".join(json.dumps(line) for line in [*journal, entry]) + "\n")
-        what = f"a journal entry with {what}"
+        head = {"journal": 1, "tokenizer": header["tokenizer"], "tokens": files["tokens"]}
+        entry = json.loads((store / files["manifest"]).read_text().splitlines()[0])
+        if rng.random() < 0.3:
+            head, what = mutations.mutate_json(rng, head)
+            what = f"a journal head with {what}"
+        else:
+            entry, what = mutations.mutate_json(rng, entry)
+            what = f"a journal entry with {what}"
+        (store / "journal.jsonl").write_text("\n".join(json.dumps(line) for line in [head, entry]) + "\n")
     return f"{part}: {what}"
 
 
