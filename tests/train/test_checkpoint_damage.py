@@ -65,7 +65,10 @@ HOSTILE_CONFIGS: dict[str, tuple[Callable[[dict], object], str]] = {
     "d_model of a million": (model_change(d_model=1_000_000, n_heads=1), r"describes a model \(arch gpt, d_model 1000000.* more than"),
     "a billion layers": (model_change(n_layers=10**9), "n_layers 1000000000.* more than .* parameters"),
     "a context of 10^12 events": (model_change(context_events=10**12), "declares a context of 8,000,000,000,000 positions"),
-    "another feed-forward size": (model_change(d_ff=64), r"do not fit the model .*: stack\.blocks\.0\.mlp\.down\.weight: \[64, 192\] in the file, \[64, 64\] in the model"),
+    "another feed-forward size": (
+        model_change(d_ff=64),
+        r"do not fit the model .*: stack\.blocks\.0\.mlp\.down\.weight: \[64, 192\] in the file, \[64, 64\] in the model",
+    ),
     "another architecture": (model_change(arch="hier"), "arch hier.* the config and the weights disagree"),
     # row 7: a config of the wrong shape or types
     "config is a JSON list": (lambda config: [config], "damaged run config: .*a run config is a JSON object, got list"),
