@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from midilm.errors import ConfigError
+from midilm.validate import shown
 
 C = TypeVar("C")
 
@@ -113,16 +114,47 @@ def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "config") -> 
         raise ConfigError(f"{source}: unknown {cls.__name__} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     kwargs = {}
     for name, value in data.items():
-        typ, _ = _base_type(hints[name])
+        typ, nullable = _base_type(hints[name])
         if dataclasses.is_dataclass(typ) and isinstance(value, dict):
             value = from_dict(typ, value, source=f"{source}.{name}")
         elif (typ is tuple or typing.get_origin(typ) is tuple) and isinstance(value, list):
             value = tuple(value)
+        if not _has_type(value, typ, nullable):
+            raise ConfigError(f"{source}: {name}: expected {_type_name(typ)}{' or null' if nullable else ''}, got {shown(value)}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _has_type(value: Any, typ: Any, nullable: bool) -> bool:
+    """Whether a JSON value fits a field's annotation (ints pass for floats;
+    annotations other than scalars, tuples and dicts are left to the class)."""
+    if value is None:
+        return nullable
+    if typ is bool:
+        return isinstance(value, bool)
+    if typ in (int, float, str) and isinstance(value, bool):
+        return False
+    if typ is float:
+        return isinstance(value, (int, float))
+    if typ in (int, str):
+        return isinstance(value, typ)
+    if typ is tuple or typing.get_origin(typ) is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if typ is dict or typing.get_origin(typ) is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def _type_name(typ: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if typ is tuple or typing.get_origin(typ) is tuple:
+        return "a list of numbers"
+    if typ is dict or typing.get_origin(typ) is dict:
+        return "a JSON object"
+    return names.get(typ, getattr(typ, "__name__", str(typ)))
 
 
 def read_json(path: str | Path, what: str = "config") -> Any:

@@ -18,27 +18,7 @@ import numpy as np
 
 from midilm import vocab
 from midilm.data.split import SplitFile, hash_split
-from midilm.data.store import SPLITS
-
-STATUSES: tuple[str, ...] = ("ok", "duplicate", "error", "filtered")
-
-RESULT_FIELDS: tuple[str, ...] = (
-    "sha256",
-    "size",
-    "mtime_ns",
-    "error",
-    "tokens_sha256",
-    "offset",
-    "count",
-    "events",
-    "notes",
-    "seconds",
-    "dropped",
-    "warnings",
-    "quality_ok",
-    "quality_reasons",
-)
-"""What tokenizing one file yields (besides its path); reusable across runs."""
+from midilm.data.store_files import RESULT_FIELDS, SPLITS, STATUSES
 
 
 def result_of(entry: dict[str, Any], path: str) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import Any
 from midilm.data.manifest import counts, identity, resolve, result_of
 from midilm.data.prepare import PrepareOptions, PrepareSummary, split_settings
 from midilm.data.split import SplitFile
-from midilm.data.store import HEADER_FILE, TokenStore
+from midilm.data.store import TokenStore
+from midilm.data.store_files import HEADER_FILE
 from midilm.data.writer import StoreWriter
 from midilm.errors import ConfigError, StoreError
 
@@ -25,8 +26,12 @@ def _merged_settings(stores: list[TokenStore], options: PrepareOptions | None) -
     if options is not None:
         split_file = SplitFile(options.split_file) if options.split_file else None
         return split_settings(options, split_file), split_file
-    settings = stores[0].header["settings"]
-    for store in stores[1:]:
+    settings = stores[0].header.get("settings")
+    for store in stores:
+        if store.header.get("settings") is None:
+            raise ConfigError(
+                f"{store.path}: its header records no split settings; give --split-ratios/--split-file/--quality-filter explicitly"
+            )
         if store.header["settings"] != settings:
             raise ConfigError(
                 f"{store.path} was prepared with other split settings than {stores[0].path}; give --split-ratios/--split-file/--quality-filter explicitly"
@@ -56,6 +61,8 @@ def merge(
     if (out_path / HEADER_FILE).exists():
         raise StoreError(f"{out_path}: already holds a store; merge into a new folder")
     stores = [TokenStore(p) for p in inputs]
+    for store in stores:
+        store.verify()  # a damaged shard must not spread into the merged store
     spec = stores[0].tokenizer_spec
     for store in stores[1:]:
         if store.tokenizer_spec != spec:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from midilm.data.integrity import stream_sha256
 from midilm.data.manifest import RESULT_FIELDS, counts, identity, resolve, result_of
 from midilm.data.sources import SourceFile, discover, select
 from midilm.data.split import SplitFile, check_ratios
@@ -28,6 +29,7 @@ from midilm.data.store import SPLITS
 from midilm.data.workers import DEFAULT_CPU_LIMIT_SECONDS, TimeLimitExceeded, default_workers, parallel_map, time_limit
 from midilm.data.writer import StoreWriter
 from midilm.errors import ConfigError, MidiFileError
+from midilm.files import NotRegularFileError, open_regular
 from midilm.tokenizer import TokenizerOptions, check_quality, summarize, tokenize
 
 
@@ -77,6 +79,10 @@ class PrepareSummary:
     removed: int = 0
     """Files of the previous store no longer among the sources."""
     rebuilt_because: str = ""
+    repaired: int = 0
+    """Files of the store whose token rows were missing or damaged, so were tokenized again."""
+    damage: str = ""
+    """What was wrong with the store's token file when this run opened it."""
     committed: bool = True
     """False when nothing changed, so the store was left as it was."""
     seconds: float = 0.0
@@ -111,6 +117,8 @@ class PrepareSummary:
         lines.append(f"  {work}; reused {self.reused}, resumed {self.resumed}, removed {self.removed}")
         if self.rebuilt_because:
             lines.append(f"  rebuilt: {self.rebuilt_because}")
+        if self.damage:
+            lines.append(f"  repaired: {self.damage}; tokenized {self.repaired} file(s) again")
         for kind, n in c["errors_by_kind"].items():
             lines.append(f"  skipped {n:>6}: {kind}")
         for reason, n in c["dropped_events"].items():
@@ -127,11 +135,17 @@ def tokenize_file(path: str, *, options: TokenizerOptions, cpu_limit_seconds: fl
     worker). Never raises for a bad file: the result carries ``error``."""
     result: dict[str, Any] = {"path": path, **{name: None for name in RESULT_FIELDS}}
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with open_regular(path) as handle:
             stat = os.fstat(handle.fileno())
+            data = handle.read()
+    except NotRegularFileError as exc:
+        result["error"] = exc.strerror
+        return result, None
     except OSError as exc:
         result["error"] = f"cannot read: {exc.strerror or exc}"
+        return result, None
+    except MemoryError:
+        result["error"] = "cannot read: the file does not fit in memory"
         return result, None
     result.update(sha256=hashlib.sha256(data).hexdigest(), size=stat.st_size, mtime_ns=stat.st_mtime_ns)
     try:
@@ -153,7 +167,7 @@ def tokenize_file(path: str, *, options: TokenizerOptions, cpu_limit_seconds: fl
         result["error"] = "no notes: nothing to learn from"
         return result, None
     result.update(
-        tokens_sha256=hashlib.sha256(np.ascontiguousarray(tokens, dtype="<u2").tobytes()).hexdigest(),
+        tokens_sha256=stream_sha256(tokens),
         events=int(summary.events),
         notes=int(summary.notes),
         seconds=round(float(summary.seconds), 3),
@@ -178,7 +192,7 @@ def split_settings(options: PrepareOptions, split_file: SplitFile | None) -> dic
 def _file_sha256(path: str) -> str | None:
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError:
@@ -216,6 +230,7 @@ def prepare(
     summary = PrepareSummary(out=str(out), identity="", counts={})
     with StoreWriter(out, spec) as writer:
         summary.rebuilt_because = writer.rebuild_reason
+        summary.damage, summary.repaired = writer.damage, len(writer.repaired)
         results, todo = _plan(files, writer, summary)
         if todo:
             job = partial(tokenize_file, options=tokenizer_options, cpu_limit_seconds=options.cpu_limit_seconds)
@@ -238,8 +253,12 @@ def prepare(
         summary.counts = counts(rows)
         unchanged = (
             not writer.journaled
+            and not writer.damage
             and writer.header is not None
+            and "checksums" in writer.header
             and writer.header.get("settings") == settings
+            and writer.header["identity"] == summary.identity
+            and writer.header["counts"] == summary.counts
             and rows == list(writer.committed.values())
         )
         if unchanged:

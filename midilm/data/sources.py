@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midilm.errors import ConfigError
+from midilm.files import describe, open_regular
 
 MIDI_SUFFIXES: frozenset[str] = frozenset({".mid", ".midi"})
 """File name endings taken as MIDI in folders (compared in lower case)."""
+LIST_SNIFF_BYTES = 64 << 10
+"""A SOURCE list whose first bytes hold a NUL is not text and is refused before it is read whole."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +54,15 @@ def _walk(folder: Path) -> list[SourceFile]:
 
 
 def _read_list(list_path: Path) -> list[SourceFile]:
+    not_a_list = f"{list_path}: neither a .mid/.midi file nor a text file listing paths"
     try:
-        text = list_path.read_text(encoding="utf-8")
+        with open_regular(list_path) as handle:
+            start = handle.read(LIST_SNIFF_BYTES)
+            if b"\0" in start:  # a binary file (audio, an archive): refused before it is read whole
+                raise ConfigError(not_a_list)
+            text = (start + handle.read()).decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"{list_path}: neither a .mid/.midi file nor a text file listing paths") from None
+        raise ConfigError(not_a_list) from None
     except OSError as exc:
         raise ConfigError(f"{list_path}: cannot read: {exc.strerror}") from exc
     files = []
@@ -78,8 +86,10 @@ def discover(sources: Sequence[str | os.PathLike | SourceFile]) -> list[SourceFi
     Folders are searched recursively for .mid/.midi (any letter case); a file
     ending in .mid/.midi is taken as is; any other file is read as a UTF-8
     list of paths, one per line (``#`` comments, paths relative to the list's
-    folder; listed folders are searched too). A SOURCE that does not exist is
-    a :class:`ConfigError`.
+    folder; listed folders are searched too). A SOURCE that does not exist,
+    or a list that is not a regular file, is a :class:`ConfigError`. Files
+    are listed whatever they are: ``prepare`` reads only regular files and
+    records the others (a FIFO named ``x.mid``) as skipped, with the reason.
     """
     found: dict[str, SourceFile] = {}
     for source in sources:
@@ -89,8 +99,14 @@ def discover(sources: Sequence[str | os.PathLike | SourceFile]) -> list[SourceFi
             path = Path(source).expanduser()
             if path.is_dir():
                 files = _walk(path)
+            elif is_midi_name(path.name) and path.exists():
+                files = [SourceFile(_absolute(path), path.name)]
             elif path.is_file():
-                files = [SourceFile(_absolute(path), path.name)] if is_midi_name(path.name) else _read_list(path)
+                files = _read_list(path)
+            elif path.exists():
+                raise ConfigError(
+                    f"SOURCE {source}: {describe(path)}, not a folder, a MIDI file or a list file; only regular files are read"
+                )
             else:
                 raise ConfigError(f"SOURCE {source}: no such file or folder")
         for file in files:

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from midilm.data.store import SPLITS
+from midilm.data.store_files import SPLITS
 from midilm.errors import ConfigError
 
 SPLIT_ALIASES: dict[str, str] = {

@@ -34,15 +34,17 @@ class TimeLimitExceeded(BaseException):
 
 
 @contextmanager
-def time_limit(cpu_seconds: float | None) -> Iterator[None]:
+def time_limit(cpu_seconds: float | None, *, wall: bool = False) -> Iterator[None]:
     """Interrupt the block with :class:`TimeLimitExceeded` once this process
-    has spent ``cpu_seconds`` of CPU time in it.
+    has spent ``cpu_seconds`` of CPU time in it (of wall time with ``wall``).
 
-    CPU time, not wall time, so that the same piece succeeds or fails on a
-    busy machine as on an idle one (a corpus must not depend on the load).
-    Uses ``SIGPROF``, so the limit applies only in the main thread of a Unix
-    process (every pool worker is one); elsewhere, or with ``cpu_seconds``
-    None or <= 0, the block runs unlimited.
+    CPU time by default, so that the same piece succeeds or fails on a busy
+    machine as on an idle one (a corpus must not depend on the load); wall
+    time also catches a block that waits without computing (a blocking
+    read), which the fuzz suite needs. Uses ``SIGPROF`` (``SIGALRM``), so the
+    limit applies only in the main thread of a Unix process (every pool
+    worker is one); elsewhere, or with ``cpu_seconds`` None or <= 0, the
+    block runs unlimited.
     """
     usable = (
         cpu_seconds is not None
@@ -57,13 +59,14 @@ def time_limit(cpu_seconds: float | None) -> Iterator[None]:
     def _expire(signum, frame):
         raise TimeLimitExceeded()
 
-    previous = signal.signal(signal.SIGPROF, _expire)
-    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
+    signal_number, timer = (signal.SIGALRM, signal.ITIMER_REAL) if wall else (signal.SIGPROF, signal.ITIMER_PROF)
+    previous = signal.signal(signal_number, _expire)
+    signal.setitimer(timer, cpu_seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
+        signal.setitimer(timer, 0)
+        signal.signal(signal_number, previous)
 
 
 def default_workers() -> int:

@@ -3,17 +3,21 @@
 A writer holds the store's lock for a whole run. Event rows are appended to
 the token file and each finished file's result is then appended as one line
 to ``journal.jsonl``; a commit writes the next generation's index and
-manifest and finally replaces ``store.json`` atomically. Readers see only
-committed generations. A run that is killed leaves the last committed
-generation intact, and the next run resumes from the journal: lines that are
-incomplete, or whose rows did not reach the disk, are dropped, and bytes
-past the last journaled row are cut off before appending. See
+manifest (with their SHA-256 in the header) and finally replaces
+``store.json`` atomically. Readers see only committed generations. A run
+that is killed leaves the last committed generation intact, and the next run
+resumes from the journal: lines that are incomplete, or whose rows did not
+reach the disk, are dropped, and bytes past the last journaled row are cut
+off before appending. Committed or journaled rows that are missing or
+differ from their checksum (a token file cut or zero-filled since) are
+dropped the same way and their files tokenized again. See
 ``docs/store-format.md``.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 from pathlib import Path
@@ -22,13 +26,27 @@ from typing import Any
 import numpy as np
 
 from midilm import vocab
-from midilm.data.store import FORMAT, FORMAT_VERSION, HEADER_FILE, INDEX_COLUMNS, ROW_DTYPE, read_header, read_manifest
+from midilm.data.integrity import damaged_streams, physical_rows
+from midilm.data.store_files import (
+    FILE_NAME,
+    FORMAT,
+    FORMAT_VERSION,
+    HEADER_FILE,
+    INDEX_COLUMNS,
+    INDEX_DTYPE,
+    ROW_BYTES,
+    ROW_DTYPE,
+    check_result,
+    read_header,
+    read_index,
+    read_manifest,
+    sha256_of,
+)
 from midilm.errors import StoreError
 
 JOURNAL_FILE = "journal.jsonl"
 LOCK_FILE = "lock"
 JOURNAL_VERSION = 1
-ROW_BYTES = vocab.EVENT_LEN * ROW_DTYPE.itemsize
 COMPACT_BELOW = 0.5
 """Rewrite the token file at commit when less than this share of its rows is still referenced."""
 
@@ -92,6 +110,10 @@ class StoreWriter:
     ``committed``: manifest rows of the last generation when it was built
     with the same tokenizer spec (else empty: the run rebuilds);
     ``journaled``: results finished by an interrupted run with this spec.
+    Rows of either whose tokens are missing from the token file or differ
+    from their checksum are left out of both (their files are tokenized
+    again); ``repaired`` lists those committed paths and ``damage`` says
+    what was found. The token file is only ever cut, never extended.
     """
 
     def __init__(self, folder: str | os.PathLike, tokenizer_spec: dict[str, Any]) -> None:
@@ -106,6 +128,8 @@ class StoreWriter:
         self.compatible = False
         self.committed: dict[str, dict[str, Any]] = {}
         self.rebuild_reason = ""
+        self.repaired: list[str] = []
+        self.damage = ""
         self._read_committed()
         self.generation = (self.header["generation"] if self.header else 0) + 1
         self.tokens_name = self.header["files"]["tokens"] if self.compatible else f"tokens-{self.generation}.u16"
@@ -126,8 +150,13 @@ class StoreWriter:
         if header["tokenizer"] != self.spec:
             self.rebuild_reason = "the tokenizer options or version changed"
             return
+        try:
+            rows = read_manifest(self.folder, header, read_index(self.folder, header))
+        except StoreError as exc:
+            self.rebuild_reason = f"the existing store is unreadable ({exc})"
+            return
         self.compatible = True
-        self.committed = {row["path"]: row for row in read_manifest(self.folder, header)}
+        self.committed = {row["path"]: row for row in rows}
 
     @property
     def tokens_path(self) -> Path:
@@ -143,10 +172,10 @@ class StoreWriter:
         entries: list[dict[str, Any]] = []
         if journal_path.exists():
             entries = self._valid_journal_entries(journal_path)
-        end_rows = max([self._committed_rows()] + [e["offset"] + e["count"] for e in entries if e.get("count")])
+        end_rows = self._keep_intact_rows(entries)
         try:
             with open(self.tokens_path, "ab") as handle:
-                handle.truncate(end_rows * ROW_BYTES)
+                handle.truncate(end_rows * ROW_BYTES)  # cuts rows no entry holds; never extends
             head = {"journal": JOURNAL_VERSION, "tokenizer": self.spec, "tokens": self.tokens_name}
             write_atomically(journal_path, "".join(json.dumps(line) + "\n" for line in [head, *entries]).encode())
             self._tokens = open(self.tokens_path, "ab")
@@ -158,30 +187,49 @@ class StoreWriter:
         # committed rows are in this token file: ``committed`` is empty unless the store is compatible
         self._segments = {r["tokens_sha256"]: (r["offset"], r["count"]) for r in [*self.committed.values(), *entries] if r.get("count")}
 
+    def _keep_intact_rows(self, entries: list[dict[str, Any]]) -> int:
+        """Drop the committed rows and journal ``entries`` (in place) whose token
+        rows are missing or differ from their checksum; return the row count
+        the token file keeps: the committed and journaled rows when all are
+        there, else the end of the last intact stream."""
+        tokens = physical_rows(self.tokens_path)
+        on_disk = len(tokens)
+        damaged = damaged_streams(tokens, [*self.committed.values(), *entries])
+        del tokens
+        if damaged:
+            self.repaired = sorted(path for path, row in self.committed.items() if row.get("tokens_sha256") in damaged)
+            self.committed = {path: row for path, row in self.committed.items() if row.get("tokens_sha256") not in damaged}
+            entries[:] = [entry for entry in entries if entry.get("tokens_sha256") not in damaged]
+        needed = max([self._committed_rows()] + [e["offset"] + e["count"] for e in entries if e.get("count")])
+        if self.compatible and (damaged or on_disk < needed):
+            found = [f"{self.tokens_name} holds {on_disk} of the {needed} rows written"] if on_disk < needed else []
+            if self.repaired:
+                found.append(f"the token rows of {len(self.repaired)} stored file(s) were missing or differed from their checksums")
+            self.damage = "; ".join(found)
+        if needed <= on_disk:
+            return needed  # damaged rows inside the file stay, unreferenced, until a compaction
+        return max([0] + [r["offset"] + r["count"] for r in [*self.committed.values(), *entries] if r.get("count")])
+
     def _valid_journal_entries(self, journal_path: Path) -> list[dict[str, Any]]:
-        """Entries of an interrupted run with this spec and token file whose rows are on disk."""
+        """Entries of an interrupted run with this spec and token file (their rows are checked later)."""
         lines = journal_path.read_bytes().split(b"\n")
         try:
             head = json.loads(lines[0])
         except (json.JSONDecodeError, IndexError):
             return []
-        if head.get("tokenizer") != self.spec or head.get("journal") != JOURNAL_VERSION:
+        if not isinstance(head, dict) or head.get("tokenizer") != self.spec or head.get("journal") != JOURNAL_VERSION:
             return []
+        if not FILE_NAME.passes(head.get("tokens")):
+            return []  # a token file outside the store folder is never written to
         if head.get("tokens") != self.tokens_name:
             if self.compatible or not (self.folder / head.get("tokens", "")).is_file():
                 return []
             self.tokens_name = head["tokens"]  # resume the interrupted rebuild's token file
-        try:
-            file_rows = self.tokens_path.stat().st_size // ROW_BYTES
-        except OSError:
-            file_rows = 0
         entries = []
         for line in lines[1:-1]:  # the last piece has no newline: written or not, it is incomplete
             try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if entry.get("count") and entry["offset"] + entry["count"] > file_rows:
+                entry = check_result(json.loads(line), f"{JOURNAL_FILE} line {len(entries) + 2}")
+            except (json.JSONDecodeError, StoreError):
                 break
             entries.append(entry)
         return entries
@@ -231,18 +279,18 @@ class StoreWriter:
             "rows": self._end_rows,
             **extra_header,
         }
+        index_file = io.BytesIO()
+        np.save(index_file, np.ascontiguousarray(index, dtype=INDEX_DTYPE))
+        contents = {"index": index_file.getvalue(), "manifest": "".join(json.dumps(row) + "\n" for row in records).encode()}
+        header["checksums"] = {key: sha256_of(data) for key, data in contents.items()}
         try:
             self._tokens.flush()
             os.fsync(self._tokens.fileno())
-            with open(self.folder / files["index"], "wb") as handle:
-                np.save(handle, index)
-                handle.flush()
-                os.fsync(handle.fileno())
-            with open(self.folder / files["manifest"], "w", encoding="utf-8") as handle:
-                for row in records:
-                    handle.write(json.dumps(row) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            for key, data in contents.items():
+                with open(self.folder / files[key], "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
             write_atomically(self.folder / HEADER_FILE, json.dumps(header, indent=1).encode())
         except OSError as exc:
             raise storage_error(self.folder, exc) from exc

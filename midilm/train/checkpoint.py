@@ -26,7 +26,10 @@ from safetensors.torch import load_model, save_model
 
 from midilm import vocab
 from midilm.errors import CheckpointError, ConfigError
+from midilm.files import open_regular
 from midilm.train.config import RunConfig
+from midilm.train.weights_fit import check_weights_fit
+from midilm.validate import COUNT, NUMBER, OBJECT, TEXT, Check, check_object
 
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "state.pt"
@@ -34,6 +37,7 @@ META_FILE = "meta.json"
 CONFIG_KEY = "midilm_run_config"
 META_KEY = "midilm_meta"
 CHECKPOINT_NAMES = ("best", "last")
+STATE_KEYS = ("optimizer", "schedule", "position", "rng")
 
 
 def _fsync(path: Path) -> None:
@@ -99,15 +103,40 @@ def read_state(folder: Path) -> dict[str, Any]:
     """The resumable training state of a checkpoint folder."""
     path = folder / STATE_FILE
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise CheckpointError(f"{folder}: no training state ({STATE_FILE}); this checkpoint can be loaded but not resumed") from exc
     except Exception as exc:  # torch raises several types for a damaged file
         raise CheckpointError(f"{path}: cannot read training state: {exc}") from exc
+    return check_object(state, dict.fromkeys(STATE_KEYS, OBJECT), where=str(path), error=CheckpointError, required=STATE_KEYS)
+
+
+META_FIELDS: dict[str, Check] = {"step": COUNT, "epoch": COUNT, "best_val_loss": NUMBER, "source": TEXT}
+"""Fields of ``meta.json`` that midilm reads (other ``val_*`` figures are reported as they are)."""
+META_MAX_BYTES = 1 << 20
+
+
+def parse_meta(text: str | bytes, where: str) -> dict[str, Any]:
+    """Checkpoint metadata (``meta.json``, or the copy in an exported weights
+    file) parsed and checked: a JSON object whose known fields have their types."""
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise CheckpointError(f"{where}: checkpoint metadata is not valid JSON: {exc}") from exc
+    return check_object(meta, META_FIELDS, where=where, error=CheckpointError)
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / META_FILE).read_text())
+    """The checked ``meta.json`` of a checkpoint folder."""
+    path = folder / META_FILE
+    try:
+        with open_regular(path) as handle:
+            data = handle.read(META_MAX_BYTES + 1)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint metadata: {exc.strerror or exc}") from exc
+    if len(data) > META_MAX_BYTES:
+        raise CheckpointError(f"{path}: over {META_MAX_BYTES >> 20} MiB: not checkpoint metadata")
+    return parse_meta(data, str(path))
 
 
 def weights_metadata(weights: Path) -> dict[str, str]:
@@ -181,10 +210,11 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu") -> 
     else:
         run = read_run_config(weights)
         check_vocab(run, str(weights))
+        check_weights_fit(weights, run.model)
+        meta_path = weights.parent / META_FILE
+        meta = read_meta(weights.parent) if meta_path.is_file() else parse_meta(weights_metadata(weights).get(META_KEY, "{}"), str(weights))
         model = build_model(run.model)
         load_weights(model, weights)
-        meta_path = weights.parent / META_FILE
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else json.loads(weights_metadata(weights).get(META_KEY, "{}"))
     model.to(device).eval()
     return LoadedModel(model=model, run=run, source=weights, meta=meta)
 

@@ -21,6 +21,7 @@ from typing import Any
 from midilm import __version__
 from midilm.config import from_dict, read_json, to_dict
 from midilm.errors import ConfigError
+from midilm.validate import OBJECT, TEXT, check_object
 
 SCHEDULES = ("plateau", "cosine", "constant")
 FINE_TUNE_LR = 1e-4
@@ -168,6 +169,8 @@ class RunConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{source}: unknown run setting(s) {', '.join(unknown)}")
+        sections = {"model": OBJECT, "train": OBJECT, "data": OBJECT, "vocab": OBJECT, "init": TEXT, "midilm_version": TEXT}
+        check_object(data, sections, where=source, error=ConfigError)
         model = from_dict(ModelConfig, upgrade_model_dict(data.get("model", {})), source=f"{source}:model")
         train = upgrade_train_dict(data.get("train", {}), architecture(model.arch).positions_per_event)
         return cls(

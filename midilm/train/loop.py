@@ -28,10 +28,12 @@ from midilm.errors import ConfigError
 from midilm.runtime import autocast
 from midilm.train import distributed
 from midilm.train.batches import eval_batches
+from midilm.train.checkpoint import WEIGHTS_FILE, existing_checkpoint
 from midilm.train.config import FINE_TUNE_LR, DataRef, RunConfig, TrainConfig
 from midilm.train.interrupt import Interrupt, StepAborted
 from midilm.train.metrics import count_targets, evaluate_view, summed_loss
 from midilm.train.session import CONFIG_FILE, TrainingSession
+from midilm.train.weights_fit import check_weights_fit
 
 LIMITS = ("max_steps", "max_epochs", "max_minutes")
 """Stop reasons that end a run with a final evaluation."""
@@ -49,9 +51,13 @@ class TrainResult:
 
 
 def open_store(path: str | Path) -> Any:
+    """The store at ``path``, verified: every file's token rows match their
+    checksums, so no run trains on a damaged or zero-filled token file."""
     from midilm.data import TokenStore
 
-    return TokenStore(path)
+    store = TokenStore(path)
+    store.verify()
+    return store
 
 
 def start_run(
@@ -81,6 +87,9 @@ def resume_run(run_dir: str | Path, max_steps: int | None = None, max_minutes: f
     changes = {k: v for k, v in (("max_steps", max_steps), ("max_minutes", max_minutes)) if v is not None}
     if changes:
         run = replace(run, train=replace(run.train, **changes))
+    last = existing_checkpoint(run_dir / "last")
+    if last is not None:
+        check_weights_fit(last / WEIGHTS_FILE, run.model)  # before the session builds the model config.json describes
     store = open_store(run.data.store)
     if store.tokenizer_spec != run.data.tokenizer:
         raise ConfigError(
