@@ -13,6 +13,7 @@ pickles. The format: https://numpy.org/doc/stable/reference/generated/numpy.lib.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,18 +55,44 @@ def read_npy(data: bytes, where: str, error: type[MidilmError], *, dtype: np.dty
     (read-only, a view of ``data``); ``error`` naming ``where`` for a header
     that is unreadable, another dtype, order or shape, or that claims other
     than the bytes present."""
+    return _rows(data, where, error, columns, accepts=lambda found: found == dtype, expected=f"{dtype.str!r} ({dtype})")
+
+
+def read_integer_rows(data: bytes, where: str, error: type[MidilmError], *, columns: int) -> np.ndarray:
+    """As :func:`read_npy` for any integer dtype and either memory order:
+    token arrays written by other tools (``int64``, ``uint16``, a transposed
+    array saved in Fortran order) read alike; objects and floats never."""
+    return _rows(data, where, error, columns, accepts=lambda found: found.kind in "iu", expected="an integer dtype", fortran_ok=True)
+
+
+def _rows(
+    data: bytes,
+    where: str,
+    error: type[MidilmError],
+    columns: int,
+    *,
+    accepts: Callable[[np.dtype], bool],
+    expected: str,
+    fortran_ok: bool = False,
+) -> np.ndarray:
     header, offset = _header(data, where, error)
     shape, descr, fortran = header["shape"], header["descr"], header["fortran_order"]
-    if fortran is not False:
+    if fortran is not False and not (fortran_ok and fortran is True):
         raise error(f"{where}: .npy field fortran_order: expected False, got {fortran!r}")
-    if not isinstance(descr, str) or descr != dtype.str:
-        raise error(f"{where}: .npy field descr: expected {dtype.str!r} ({dtype}), got {str(descr)[:40]!r}")
     if not (isinstance(shape, tuple) and len(shape) == 2 and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
         raise error(f"{where}: .npy field shape: expected (rows, {columns}), got {str(shape)[:60]}")
     if shape[1] != columns:
         raise error(f"{where}: .npy field shape: expected {columns} columns, got {shape[1]}")
-    needed = shape[0] * columns * dtype.itemsize
+    try:
+        found = np.dtype(descr) if isinstance(descr, str) else None
+    except (TypeError, ValueError):
+        found = None
+    if found is not None and found.hasobject:
+        raise error(f"{where}: .npy holds Python objects, never loaded (unpickling runs code)")
+    if found is None or not accepts(found):
+        raise error(f"{where}: .npy field descr: expected {expected}, got {str(descr)[:40]!r}")
+    needed = shape[0] * columns * found.itemsize
     present = len(data) - offset
     if present != needed:
         raise error(f"{where}: .npy header claims {shape[0]} rows ({needed} bytes of data), the file holds {present} bytes")
-    return np.frombuffer(data, dtype=dtype, offset=offset).reshape(shape)
+    return np.frombuffer(data, dtype=found, offset=offset).reshape(shape, order="F" if fortran else "C")

@@ -82,7 +82,7 @@ def with_header(text: str, data: bytes = b"") -> bytes:
         (b"\x93NUMPY\x09\x00\x10\x00{}", "format version 9"),
         (with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (10**12, 3), }"), "unreadable .npy header"),
         (with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (1000000000000, 3), }"), "claims 1000000000000 rows"),
-        (with_header("{'descr': '|O', 'fortran_order': False, 'shape': (1, 3), }"), "field descr"),
+        (with_header("{'descr': '|O', 'fortran_order': False, 'shape': (1, 3), }"), "Python objects"),
         (with_header("{'descr': '<i8', 'fortran_order': True, 'shape': (1, 3), }", bytes(24)), "field fortran_order"),
         (with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (-1, 3), }"), "field shape"),
         (with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (1, 4), }", bytes(32)), "expected 3 columns"),

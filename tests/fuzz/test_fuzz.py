@@ -21,13 +21,6 @@ import pytest
 RUNNER = Path(__file__).with_name("runner.py")
 ROOT = Path(__file__).resolve().parents[2]
 
-TOKENIZER_ROWS_2_3 = pytest.mark.xfail(
-    strict=True, reason="issue 15 rows 2 and 3 (varints longer than 4 bytes), tokenizer fix on branch tok"
-)
-NPY_READER_ROW_7 = pytest.mark.xfail(
-    strict=True, reason="issue 15 row 7 (0-byte .npy, damaged .npy headers), validated .npy token reader on branch tok"
-)
-
 FAST: tuple[tuple[str, int], ...] = (
     ("tokenize", 300),
     ("tokenize_many", 50),
@@ -35,13 +28,11 @@ FAST: tuple[tuple[str, int], ...] = (
     ("detokenize", 300),
     ("store", 80),
     ("checkpoint", 60),
+    ("tokenize-long-varints", 40),
+    ("detokenize-npy-file", 60),
 )
 """(target, cases) of the default run: about 15 s in all on one core."""
 LONG_FACTOR = 10
-XFAIL_TARGETS: tuple[tuple[str, int, pytest.MarkDecorator], ...] = (
-    ("tokenize-long-varints", 40, TOKENIZER_ROWS_2_3),
-    ("detokenize-npy-file", 60, NPY_READER_ROW_7),
-)
 
 
 def run_fuzz(target: str, *, seed: int, cases: int, work: Path, deadline_seconds: float) -> dict:
@@ -71,14 +62,14 @@ def assert_no_failure(report: dict, work: Path) -> None:
     assert sum(report["outcomes"].values()) == report["cases"]
 
 
-@pytest.mark.parametrize(("target", "cases"), [*FAST, *(pytest.param(t, n, marks=m) for t, n, m in XFAIL_TARGETS)])
+@pytest.mark.parametrize(("target", "cases"), FAST)
 def test_fast_slice(target: str, cases: int, tmp_path: Path) -> None:
     report = run_fuzz(target, seed=0, cases=cases, work=tmp_path / "work", deadline_seconds=300)
     assert_no_failure(report, tmp_path / "work")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("target", "cases"), [*FAST, *(pytest.param(t, n, marks=m) for t, n, m in XFAIL_TARGETS)])
+@pytest.mark.parametrize(("target", "cases"), FAST)
 def test_long_slice(target: str, cases: int, tmp_path: Path) -> None:
     report = run_fuzz(target, seed=1, cases=cases * LONG_FACTOR, work=tmp_path / "work", deadline_seconds=900)
     assert_no_failure(report, tmp_path / "work")

@@ -33,15 +33,15 @@ def test_token_arrays_load_as_saved(tmp_path):
     ("content", "reason"),
     [
         (b"", "the file is empty"),
-        (b"PK\x03\x04 not numpy", "not an .npy file"),
-        (header((10**12, 8)) + bytes(64), r"the header says 1000000000000 rows \(16000000000000 bytes\) but the file holds 64 bytes"),
+        (b"PK\x03\x04 not numpy", "not a .npy file"),
+        (header((10**12, 8)) + bytes(64), r"claims 1000000000000 rows \(16000000000000 bytes of data\), the file holds 64 bytes"),
         (header((4, 8)) + bytes(63), "the file holds 63 bytes"),
-        (header((2, 8), "<f4") + bytes(64), "holds float32"),
-        (header((2, 8), "|O") + bytes(16), "an array of Python objects"),
-        (header((3, 7)) + bytes(42), r"shape \[3, 7\]"),
-        (header((8,)) + bytes(16), r"shape \[8\]"),
-        (b"\x93NUMPY\x09\x00" + bytes(20), "version 9.0 is not supported"),
-        (b"\x93NUMPY\x01\x00\x10\x00{'descr': bad}\n" + bytes(16), "not an .npy file"),
+        (header((2, 8), "<f4") + bytes(64), "expected an integer dtype, got '<f4'"),
+        (header((2, 8), "|O") + bytes(16), "Python objects"),
+        (header((3, 7)) + bytes(42), "expected 8 columns, got 7"),
+        (header((8,)) + bytes(16), r"field shape: expected \(rows, 8\), got \(8,\)"),
+        (b"\x93NUMPY\x09\x00" + bytes(20), "version 9 is not one of 1, 2, 3"),
+        (b"\x93NUMPY\x01\x00\x10\x00{'descr': bad}\n" + bytes(16), "unreadable .npy header"),
     ],
 )
 def test_damaged_token_files_are_refused_with_the_reason(content, reason, tmp_path):
@@ -55,7 +55,7 @@ def test_damaged_token_files_are_refused_with_the_reason(content, reason, tmp_pa
 def test_pickled_arrays_are_never_loaded(tmp_path):
     path = tmp_path / "pickle.npy"
     np.save(path, np.array([[object()] * 8], dtype=object), allow_pickle=True)
-    with pytest.raises(TokenError, match="object arrays are never loaded"):
+    with pytest.raises(TokenError, match="never loaded"):
         load_tokens(path)
 
 
