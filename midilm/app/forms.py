@@ -79,6 +79,19 @@ def _real(value: float | None, name: str) -> float:
     return float(value)
 
 
+def _seed(value: str | float | None) -> int:
+    """A seed typed in the page; empty draws a fresh one."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return fresh_seed()
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"seed: enter a whole number, or nothing for a fresh seed (got {text!r})") from None
+    return fresh_seed() if value is None else _whole(value, "seed")
+
+
 def sampling_config(
     *,
     num_samples: float,
@@ -88,7 +101,7 @@ def sampling_config(
     temperature: float,
     top_p: float,
     top_k: float,
-    seed: float | None,
+    seed: str | float | None,
 ) -> SamplingConfig:
     """The page's sampling fields as a checked ``SamplingConfig``; an empty
     seed draws a fresh one (the page shows which)."""
@@ -100,7 +113,7 @@ def sampling_config(
         temperature=_real(temperature, "temperature"),
         top_p=_real(top_p, "top-p"),
         top_k=_whole(top_k, "top-k"),
-        seed=fresh_seed() if seed is None else _whole(seed, "seed"),
+        seed=_seed(seed),
     )
     config.validate()
     return config

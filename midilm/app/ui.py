@@ -117,7 +117,7 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
         top_p: float,
         top_k: float,
         seconds: float,
-        seed: float | None,
+        seed: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the progress bar by this default)
     ) -> list[Any]:
         try:
@@ -218,9 +218,8 @@ def sampling_fields() -> list[gr.components.Component]:
             seconds = gr.Slider(
                 0, MAX_PAGE_SECONDS, value=defaults.seconds, step=10, label="At most (seconds)", info="of new music per piece; 0: no limit"
             )
-            seed = gr.Number(
-                None,
-                precision=0,
+            seed = gr.Textbox(
+                "",
                 label="Seed",
                 placeholder="empty: a fresh one each time",
                 info="sample i uses seed + i; each sample shows its seed, to make it again",

@@ -56,7 +56,7 @@ def test_a_prompt_is_cut_and_kept_verbatim(models: ModelCache, tiny_run: Path, p
 
 def test_without_a_seed_each_press_draws_a_fresh_one(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
     generate = ui.make_generate(models, tmp_path)
-    presses = [generate(**page_values(checkpoint=str(tiny_run), num_samples=1.0, seed=None), progress=no_progress) for _ in range(2)]
+    presses = [generate(**page_values(checkpoint=str(tiny_run), num_samples=1.0, seed=""), progress=no_progress) for _ in range(2)]
     titles = [slots[1] for _, _, *slots in presses]
     seeds = [int(title.split("seed ")[1].split(" ")[0]) for title in titles]
     assert seeds[0] != seeds[1]
@@ -84,7 +84,7 @@ def page_values(**changes: object) -> dict[str, object]:
         "top_p": 0.94,
         "top_k": 20.0,
         "seconds": 0.0,  # an untrained model's few events may span minutes
-        "seed": 0,
+        "seed": "0",  # the page sends what was typed
     }
     return {**values, **changes}
 
