@@ -48,31 +48,53 @@ def add_dataclass_arguments(
     *,
     skip: tuple[str, ...] = (),
     dest_prefix: str = "",
+    defaults: Any = None,
+    default_text: str | None = None,
 ) -> None:
     """Add one ``--option`` per field of ``cls``; defaults are left as None
     (``argparse.SUPPRESS``-like) so that :func:`apply_arguments` can tell
-    which options the user actually gave."""
+    which options the user actually gave.
+
+    The help of each option ends with its default: the field's, or its value
+    in ``defaults`` (an instance of ``cls``, for a command that starts from
+    other values), unless it is empty or drawn afresh (``default_factory``);
+    ``default_text`` replaces every default shown (``"from the preset"`` where
+    another setting decides). Values are shown as ``--name NAME`` (or the
+    field's ``metadata["metavar"]``), whatever ``dest_prefix`` is.
+    """
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip or not field.init or field.metadata.get("cli") is False:
             continue
         typ, _ = _base_type(hints[field.name])
-        default = field.default if field.default is not dataclasses.MISSING else None
-        help_text = help_of(field)
-        if default is not None:
-            help_text = f"{help_text} (default: {default})" if help_text else f"default: {default}"
+        help_text = _with_default(help_of(field), field, defaults, default_text)
         dest = dest_prefix + field.name
+        metavar = field.metadata.get("metavar", field.name.upper())
         if typ is bool:
             parser.add_argument(_flag(field.name), dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typ in (int, float, str):
             choices = field.metadata.get("choices")
             parser.add_argument(
-                _flag(field.name), dest=dest, type=typ, default=None, choices=choices, help=help_text, metavar=field.metadata.get("metavar")
+                _flag(field.name), dest=dest, type=typ, default=None, choices=choices, help=help_text, metavar=None if choices else metavar
             )
         elif typing.get_origin(typ) is tuple or typ is tuple:
             parser.add_argument(_flag(field.name), dest=dest, type=_float_tuple, default=None, help=help_text, metavar="A,B,...")
         else:
             raise TypeError(f"{cls.__name__}.{field.name}: no CLI mapping for {typ!r}")
+
+
+def _with_default(help_text: str, field: dataclasses.Field, defaults: Any, default_text: str | None) -> str:
+    """The help text followed by the default it applies, if there is one worth showing."""
+    if default_text is not None:
+        shown = default_text
+    elif field.default is dataclasses.MISSING:  # required, or drawn by a factory: the help text says what happens
+        return help_text
+    else:
+        value = field.default if defaults is None else getattr(defaults, field.name)
+        if value is None or value == "":
+            return help_text
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
 
 
 def _float_tuple(text: str) -> tuple[float, ...]:

@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 
 from midilm.errors import ConfigError, MidiFileError
-from midilm.sample.config import Controls, SamplingConfig
+from midilm.sample.config import Controls, SamplingConfig, fresh_seed
 from midilm.sample.controls import DRUM_KITS, control_events
 from midilm.tokenizer import TokenSummary, summarize, tokenize
 
@@ -79,21 +79,55 @@ def _real(value: float | None, name: str) -> float:
     return float(value)
 
 
+def _seed(value: str | float | None) -> int:
+    """A seed typed in the page; empty draws a fresh one."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return fresh_seed()
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"seed: enter a whole number, or nothing for a fresh seed (got {text!r})") from None
+    return fresh_seed() if value is None else _whole(value, "seed")
+
+
 def sampling_config(
-    *, num_samples: float, events: float, min_events: float, temperature: float, top_p: float, top_k: float, seed: float
+    *,
+    num_samples: float,
+    events: float,
+    min_events: float,
+    seconds: float,
+    temperature: float,
+    top_p: float,
+    top_k: float,
+    seed: str | float | None,
 ) -> SamplingConfig:
-    """The page's sampling fields as a checked ``SamplingConfig``."""
+    """The page's sampling fields as a checked ``SamplingConfig``; an empty
+    seed draws a fresh one (the page shows which)."""
     config = SamplingConfig(
         num_samples=_whole(num_samples, "number of samples"),
         events=_whole(events, "events"),
         min_events=_whole(min_events, "at least (events)"),
+        seconds=_real(seconds, "at most (seconds)"),
         temperature=_real(temperature, "temperature"),
         top_p=_real(top_p, "top-p"),
         top_k=_whole(top_k, "top-k"),
-        seed=_whole(seed, "seed"),
+        seed=_seed(seed),
     )
     config.validate()
     return config
+
+
+def chosen_prompt(mode_is_prompt: bool, path: str | None) -> Path | None:
+    """The uploaded prompt when the Prompt tab is shown; none uploaded (or one
+    rejected) is a mistake the page explains."""
+    if not mode_is_prompt:
+        return None
+    if not path:
+        raise ConfigError("Upload a prompt MIDI file first (the last one was rejected, or none was given), or switch to the Controls tab.")
+    check_prompt(path)
+    return Path(path)
 
 
 def controls(*, programs: list[int] | None, drums: str | None, bpm: float | None, time_signature: str | None, key: str | None) -> Controls:

@@ -11,9 +11,8 @@ from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
 from midilm.sample import Controls, SamplingConfig, sample_events, start_rows
-from midilm.sample.output import write_samples
+from midilm.sample.output import STOP_REASONS, write_samples
 from midilm.sample.prompt import load_prompt
-from midilm.tokenizer import summarize
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, unit)``: events generated, then samples rendered."""
@@ -40,15 +39,21 @@ class Piece:
     seed: int
     generated_events: int
     seconds: float
+    stopped_by: str
     midi: Path
     audio: Path
     piano_roll: Path
     tokens: Path
     record: Path
+    notes: tuple[str, ...] = ()
+    """What a listener should know about the files (a WAV shorter than the piece)."""
 
     @property
     def title(self) -> str:
-        return f"Sample {self.index + 1} · seed {self.seed} · {self.generated_events} new events · {self.seconds:.1f} s"
+        return (
+            f"Sample {self.index + 1} · seed {self.seed} · {self.generated_events} new events · {self.seconds:.1f} s · "
+            f"{STOP_REASONS[self.stopped_by]}"
+        )
 
 
 @dataclass
@@ -63,9 +68,11 @@ class Generation:
 
     @property
     def summary(self) -> str:
+        seeds = sorted(p.seed for p in self.pieces)
+        seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
         return (
             f"{len(self.pieces)} sample(s), {sum(p.generated_events for p in self.pieces)} events in {self.seconds:.1f} s "
-            f"({self.events_per_s:.1f} events/s, stopped by {self.stop_reason}); files in `{self.folder}`"
+            f"({self.events_per_s:.1f} events/s, {seed_text}); files in `{self.folder}`"
         )
 
 
@@ -90,19 +97,30 @@ def generate_pieces(models: ModelCache, request: GenerationRequest, out_root: Pa
         "prompt": None if request.prompt is None else request.prompt.name,
     }
     on_sample = None if progress is None else lambda i, n: progress(i, n, "samples rendered")
-    written = write_samples(folder, result, settings, seed=request.sampling.seed, audio=True, piano_roll=True, on_sample=on_sample)
+    written = write_samples(
+        folder,
+        result,
+        settings,
+        seed=request.sampling.seed,
+        audio=True,
+        piano_roll=True,
+        prompt=request.prompt is not None,
+        on_sample=on_sample,
+    )
     pieces = [
         Piece(
             index=i,
-            seed=request.sampling.seed + i,
-            generated_events=result.generated_events[i],
-            seconds=summarize(tokens).seconds,
-            midi=files["midi"],
-            audio=files["audio"],
-            piano_roll=files["piano_roll"],
-            tokens=files["tokens"],
-            record=files["record"],
+            seed=sample.seed,
+            generated_events=sample.generated_events,
+            seconds=sample.seconds,
+            stopped_by=sample.stopped_by,
+            midi=sample.files["midi"],
+            audio=sample.files["audio"],
+            piano_roll=sample.files["piano_roll"],
+            tokens=sample.files["tokens"],
+            record=sample.files["record"],
+            notes=tuple(sample.notes),
         )
-        for i, (tokens, files) in enumerate(zip(result.samples, written, strict=True))
+        for i, sample in enumerate(written)
     ]
     return Generation(pieces, folder, result.seconds, result.events_per_s, result.stop_reason)

@@ -1,7 +1,8 @@
 """The page: a Gradio Blocks layout wired to ``forms``, ``checkpoints`` and ``pieces``.
 
 Handlers only translate between page values and those modules; a
-``MidilmError`` becomes a message in the page (never a traceback).
+``MidilmError`` becomes a message in the page's status line, with earlier
+results left in place (never a traceback, in the page or the terminal).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from midilm.app import forms
 from midilm.app.checkpoints import ModelCache, checkpoint_choices
 from midilm.app.pieces import GenerationRequest, Piece, generate_pieces
 from midilm.errors import MidilmError
-from midilm.sample.config import Controls, SamplingConfig
+from midilm.sample.config import PIECE_SECONDS, Controls, SamplingConfig
 
 MAX_SAMPLES = 8
 """Result slots on the page, so the most samples one press can ask for."""
+MAX_PAGE_SECONDS = 600
+"""Longest limit the page's slider offers, in seconds of new music."""
 CONTROLS_TAB, PROMPT_TAB = "controls", "prompt"
 MODEL_CHOOSES = "model's choice"
 INTRO = """# midilm
@@ -58,6 +61,11 @@ def rejection(error: MidilmError) -> str:
     return f"⚠️ **Rejected.** {error}"
 
 
+def problem(error: MidilmError) -> str:
+    """Why Generate could not run, as the page shows it in the status line."""
+    return f"⚠️ **Nothing generated.** {error}"
+
+
 def on_upload(path: str | None) -> tuple[str | None, str]:
     """Keep an uploaded prompt and describe it, or drop it and say why."""
     if not path:
@@ -75,12 +83,17 @@ def continue_from(midi_paths: list[str], index: int) -> tuple[str | None, int, f
     return path, 0, 0.0, info, gr.Tabs(selected=PROMPT_TAB), PROMPT_TAB
 
 
+SLOT_FIELDS = 5
+"""Components of one result slot: group, title, audio, piano roll, downloads."""
+
+
 def result_updates(pieces: list[Piece], index: int) -> list[Any]:
     """The values of result slot ``index``: visibility, title, audio, piano roll, downloads."""
     if index >= len(pieces):
         return [gr.Group(visible=False), "", None, None, None]
     piece = pieces[index]
-    return [gr.Group(visible=True), f"### {piece.title}", str(piece.audio), str(piece.piano_roll), [str(piece.midi), str(piece.audio)]]
+    title = f"### {piece.title}" + "".join(f"\n{note}" for note in piece.notes)
+    return [gr.Group(visible=True), title, str(piece.audio), str(piece.piano_roll), [str(piece.midi), str(piece.audio)]]
 
 
 def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]:
@@ -103,7 +116,8 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
         temperature: float,
         top_p: float,
         top_k: float,
-        seed: float,
+        seconds: float,
+        seed: str,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the progress bar by this default)
     ) -> list[Any]:
         try:
@@ -113,18 +127,16 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
                     num_samples=num_samples,
                     events=events,
                     min_events=min_events,
+                    seconds=seconds,
                     temperature=temperature,
                     top_p=top_p,
                     top_k=top_k,
                     seed=seed,
                 ),
                 controls=Controls(),
+                prompt=forms.chosen_prompt(mode == PROMPT_TAB, prompt_path),
             )
-            if mode == PROMPT_TAB:
-                if not prompt_path:
-                    raise gr.Error("Upload a prompt MIDI file first (or switch to the Controls tab).")
-                forms.check_prompt(prompt_path)
-                request.prompt = Path(prompt_path)
+            if request.prompt is not None:
                 request.prompt_events, request.prompt_seconds = forms.prompt_cut(events=prompt_events, seconds=prompt_seconds)
             else:
                 request.controls = forms.controls(programs=programs, drums=drums, bpm=bpm, time_signature=time_signature, key=key)
@@ -135,7 +147,7 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
                 lambda done, total, unit: progress((done, total), desc="generating" if unit == "events" else "rendering", unit=unit),
             )
         except MidilmError as exc:
-            raise gr.Error(str(exc)) from exc
+            return [problem(exc), *[gr.skip()] * (1 + SLOT_FIELDS * MAX_SAMPLES)]  # earlier results stay on the page
         slots = [value for i in range(MAX_SAMPLES) for value in result_updates(generation.pieces, i)]
         return [generation.summary, [str(p.midi) for p in generation.pieces], *slots]
 
@@ -190,8 +202,8 @@ def start_fields() -> StartFields:
 
 
 def sampling_fields() -> list[gr.components.Component]:
-    """Samples, events, at least, temperature, top-p, top-k, seed (the handler's order)."""
-    defaults = SamplingConfig()
+    """Samples, events, at least, temperature, top-p, top-k, seconds, seed (the handler's order)."""
+    defaults = SamplingConfig(seconds=PIECE_SECONDS)
     with gr.Accordion("Sampling", open=True):
         with gr.Row():
             events = gr.Slider(16, 2048, value=defaults.events, step=16, label="Events to generate")
@@ -202,8 +214,17 @@ def sampling_fields() -> list[gr.components.Component]:
         with gr.Row():
             top_k = gr.Slider(0, 128, value=defaults.top_k, step=1, label="Top-k", info="0: off")
             num_samples = gr.Slider(1, MAX_SAMPLES, value=defaults.num_samples, step=1, label="Samples", info="generated together")
-        seed = gr.Number(defaults.seed, precision=0, label="Seed", info="sample i uses seed + i, so any one can be regenerated alone")
-    return [num_samples, events, min_events, temperature, top_p, top_k, seed]
+        with gr.Row():
+            seconds = gr.Slider(
+                0, MAX_PAGE_SECONDS, value=defaults.seconds, step=10, label="At most (seconds)", info="of new music per piece; 0: no limit"
+            )
+            seed = gr.Textbox(
+                "",
+                label="Seed",
+                placeholder="empty: a fresh one each time",
+                info="sample i uses seed + i; each sample shows its seed, to make it again",
+            )
+    return [num_samples, events, min_events, temperature, top_p, top_k, seconds, seed]
 
 
 def result_slots() -> tuple[list[list[gr.components.Component]], list[gr.Button]]:
@@ -244,7 +265,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 start = start_fields()
                 sampling = sampling_fields()
                 generate_button = gr.Button("Generate", variant="primary")
-            with gr.Column(scale=3, min_width=420):
+            with gr.Column(scale=4, min_width=420):
                 gr.Markdown(RESULTS)
                 status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
                 slots, continue_buttons = result_slots()

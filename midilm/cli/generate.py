@@ -7,16 +7,21 @@ import time
 from pathlib import Path
 
 from midilm.config import add_dataclass_arguments, apply_arguments
-from midilm.sample.config import Controls, SamplingConfig
+from midilm.sample.config import PIECE_SECONDS, Controls, SamplingConfig
 
 HELP = """Generate music with a model: from scratch, from controls (instruments, drums, tempo, time and key signature),
 or continuing a MIDI prompt. Every sample is written as MIDI and as its token array, optionally as WAV and piano roll.
+
+A piece stops when the model ends it, at --events new events, or at --seconds of new music (3 minutes unless
+set), whichever comes first; each sample's line says which. Without --seed a fresh seed is drawn and printed,
+so two runs give different music and any piece can be made again.
 
 examples:
   midilm generate                                   (the bundled default model, one sample)
   midilm generate --checkpoint runs/gpt --num-samples 4 --audio --piano-roll --out samples
   midilm generate --instruments piano,violin --drums standard --bpm 96 --key Dm --time-signature 3/4
   midilm generate --prompt song.mid --prompt-seconds 10 --seconds 30
+  midilm generate --seed 1234 --num-samples 4       (the same four pieces on every run on this device)
 """
 
 UNLIMITED_EVENTS = 1_000_000
@@ -39,8 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--piano-roll", action="store_true", help="also draw a piano-roll PNG")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--prefix", default="sample", help="file name prefix (default: sample)")
-    add_dataclass_arguments(parser.add_argument_group("sampling"), SamplingConfig)
+    add_dataclass_arguments(parser.add_argument_group("sampling"), SamplingConfig, defaults=command_defaults())
     add_dataclass_arguments(parser.add_argument_group("controls (written as prompt events)"), Controls)
+
+
+def command_defaults() -> SamplingConfig:
+    """Sampling settings before options apply: the config's own, with pieces
+    capped at :data:`~midilm.sample.config.PIECE_SECONDS` of new music."""
+    return SamplingConfig(seconds=PIECE_SECONDS)
 
 
 def default_checkpoint() -> Path:
@@ -64,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from midilm.sample.prompt import load_prompt
     from midilm.train import load_for_inference
 
-    config = apply_arguments(SamplingConfig(), args)
+    config = apply_arguments(command_defaults(), args)
     if args.seconds and args.events is None:
         config.events = UNLIMITED_EVENTS
     controls = apply_arguments(Controls(), args)
@@ -76,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)
     start = start_rows(prompt, controls)
     out = Path(args.out or f"samples/{time.strftime('%Y%m%d-%H%M%S')}")
+    print(f"seed {config.seed} (sample i uses seed + i; --seed {config.seed} makes these pieces again)", flush=True)
     total = None if config.events == UNLIMITED_EVENTS else config.events
     with tqdm(total=total, unit="event", desc=f"generating {config.num_samples} sample(s)", dynamic_ncols=True) as bar:
         result = sample_events(loaded.model, config, start, on_event=lambda n: bar.update(n - bar.n))
@@ -89,10 +101,23 @@ def run(args: argparse.Namespace) -> int:
         "controls": controls,
         "prompt": args.prompt,
     }
-    written = write_samples(out, result, settings, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=args.prefix)
-    for files, events in zip(written, result.generated_events, strict=True):
-        print(f"{files['midi']}  ({events} events)" + "".join(f"\n  {p}" for k, p in files.items() if k not in ("midi", "record")))
+    written = write_samples(
+        out, result, settings, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=args.prefix, prompt=prompt is not None
+    )
+    for sample in written:
+        print(sample.describe(limits(config)))
+        for kind, path in sample.files.items():
+            if kind not in ("midi", "record"):
+                print(f"  {path}")
+        for note in sample.notes:
+            print(f"  note: {note}")
     print(
-        f"{sum(result.generated_events)} events in {result.seconds:.1f} s ({result.events_per_s:.1f} events/s); settings in {out}/{args.prefix}-*.json"
+        f"{sum(result.generated_events)} events in {result.seconds:.1f} s ({result.events_per_s:.1f} events/s); "
+        f"settings and seeds in {out}/{args.prefix}-*.json"
     )
     return 130 if result.stop_reason == "interrupted" else 0
+
+
+def limits(config: SamplingConfig) -> dict[str, str]:
+    """The options behind each limit a piece can reach."""
+    return {"events": f"--events {config.events}", "seconds": f"--seconds {config.seconds:g}"}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import warnings
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +23,29 @@ SOUNDFONT_PACKAGE = "pretty_midi"
 SOUNDFONT_FILE = "TimGM6mb.sf2"
 PEAK = 0.9
 """Peak level after normalisation (about -1 dBFS), leaving headroom for players that resample."""
-MAX_SECONDS = 600.0
-"""Longest audio rendered by default: an untrained model can write hours of near
-silence (long time shifts), whose WAV would take gigabytes."""
+MAX_SECONDS = 300.0
+"""Longest audio rendered by default (a 26 MB WAV at the default rate): an
+untrained model can write hours of near silence (long time shifts), whose WAV
+would take gigabytes."""
+
+
+@dataclass(frozen=True)
+class RenderedAudio:
+    """What a WAV holds: ``seconds`` of audio, of a piece that lasts
+    ``piece_seconds``, rendered up to ``max_seconds`` (None: no limit)."""
+
+    seconds: float
+    piece_seconds: float
+    max_seconds: float | None
+
+    @property
+    def cut(self) -> bool:
+        """Whether the piece is longer than the limit, so that its end is left out."""
+        return self.max_seconds is not None and self.piece_seconds > self.max_seconds
+
+    def describe(self) -> str:
+        """A note for the user when the WAV leaves out the end of the piece, else ''."""
+        return f"the WAV holds the first {self.max_seconds:.0f} s of this {self.piece_seconds:.0f}-second piece" if self.cut else ""
 
 
 def default_soundfont() -> Path:
@@ -44,9 +64,10 @@ def synthesize(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     soundfont: str | os.PathLike | None = None,
     max_seconds: float | None = MAX_SECONDS,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """Stereo float audio ``[2, n_samples]`` of a MIDI file's bytes, peak-normalised
-    to :data:`PEAK`, cut after ``max_seconds`` (with a warning) unless that is None."""
+    to :data:`PEAK` and cut after ``max_seconds`` unless that is None; and the
+    length of the whole piece in seconds."""
     import symusic
 
     font = Path(soundfont) if soundfont is not None else default_soundfont()
@@ -58,15 +79,14 @@ def synthesize(
         score = symusic.Score.from_midi(midi).to("second")
     except Exception as exc:  # symusic raises RuntimeError/ValueError variants for bad files
         raise MidiFileError(None, f"cannot read the MIDI data to render: {exc}") from exc
-    seconds = max(float(score.end()), 0.0)
+    piece_seconds = seconds = max(float(score.end()), 0.0)
     if max_seconds is not None and seconds > max_seconds:
-        warnings.warn(f"the piece lasts {seconds:.0f} s; rendering its first {max_seconds:.0f} s only (max_seconds)", stacklevel=3)
         score, seconds = score.clip(0, max_seconds, clip_end=True), max_seconds
     if not any(len(track.notes) for track in score.tracks):
-        return np.zeros((2, round(seconds * sample_rate)), dtype=np.float32)  # silence: the synthesizer refuses a score without notes
+        return np.zeros((2, round(seconds * sample_rate)), dtype=np.float32), piece_seconds  # the synthesizer refuses a score without notes
     audio = np.asarray(symusic.Synthesizer(sf_path=str(font), sample_rate=sample_rate).render(score, stereo=True), dtype=np.float32)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
-    return audio * (PEAK / peak) if peak > 0 else audio
+    return (audio * (PEAK / peak) if peak > 0 else audio), piece_seconds
 
 
 def write_wav(audio: np.ndarray, path: str | os.PathLike, sample_rate: int) -> None:
@@ -85,13 +105,13 @@ def render_wav(
     sample_rate: int = DEFAULT_SAMPLE_RATE,
     soundfont: str | os.PathLike | None = None,
     max_seconds: float | None = MAX_SECONDS,
-) -> float:
-    """Render a token array or a MIDI file's bytes to a stereo WAV; returns its
-    length in seconds. Audio past ``max_seconds`` is left out, with a warning."""
+) -> RenderedAudio:
+    """Render a token array or a MIDI file's bytes to a stereo WAV. A piece longer
+    than ``max_seconds`` is rendered up to there (``.cut`` of the result says so)."""
     if isinstance(piece, np.ndarray):
         from midilm.tokenizer import tokens_to_midi
 
         piece = tokens_to_midi(piece)
-    audio = synthesize(piece, sample_rate, soundfont, max_seconds)
+    audio, piece_seconds = synthesize(piece, sample_rate, soundfont, max_seconds)
     write_wav(audio, path, sample_rate)
-    return audio.shape[1] / sample_rate
+    return RenderedAudio(audio.shape[1] / sample_rate, piece_seconds, max_seconds)

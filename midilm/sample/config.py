@@ -2,25 +2,54 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 
 from midilm.errors import ConfigError
+
+PIECE_SECONDS = 180.0
+"""The seconds limit of ``midilm generate`` and the app unless told otherwise:
+a model that writes long pauses or long notes (an untrained one does) still
+ends its pieces within a few minutes, with WAVs of a sane size. The Python
+API and evaluation keep ``SamplingConfig``'s own default, no limit."""
+
+SEED_RANGE = 1_000_000
+"""Fresh seeds are drawn below this: short enough to read aloud and type back."""
+
+
+def fresh_seed() -> int:
+    """A random seed, different at every call (the operating system's entropy, not
+    a generator a test could have seeded), to be printed and recorded."""
+    return secrets.randbelow(SEED_RANGE)
 
 
 @dataclass
 class SamplingConfig:
     """How many samples, how long, and how adventurous."""
 
-    num_samples: int = field(default=1, metadata={"help": "samples generated together in one batch"})
-    events: int = field(default=512, metadata={"help": "events to generate per sample (prompt and control events not counted)"})
-    seconds: float = field(default=0.0, metadata={"help": "also stop once this many seconds of music follow the prompt (0 = no limit)"})
-    min_events: int = field(default=0, metadata={"help": "forbid the end token before this many generated events"})
-    temperature: float = field(default=1.0, metadata={"help": "softmax temperature (0 = always the most likely token)"})
-    top_p: float = field(
-        default=0.94, metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass (1 = off)"}
+    num_samples: int = field(default=1, metadata={"help": "samples generated together in one batch", "metavar": "N"})
+    events: int = field(
+        default=512, metadata={"help": "events to generate per sample (prompt and control events not counted)", "metavar": "N"}
     )
-    top_k: int = field(default=20, metadata={"help": "keep only the k most likely tokens (0 = off)"})
-    seed: int = field(default=0, metadata={"help": "random seed; sample i uses seed + i, so one sample can be regenerated alone"})
+    seconds: float = field(
+        default=0.0,
+        metadata={"help": "also stop once this many seconds of music follow the prompt; 0: no limit", "metavar": "S"},
+    )
+    min_events: int = field(default=0, metadata={"help": "forbid the end token before this many generated events", "metavar": "N"})
+    temperature: float = field(default=1.0, metadata={"help": "softmax temperature; 0: always the most likely token", "metavar": "T"})
+    top_p: float = field(
+        default=0.94,
+        metadata={"help": "nucleus sampling: keep the most likely tokens up to this probability mass; 1: off", "metavar": "P"},
+    )
+    top_k: int = field(default=20, metadata={"help": "keep only the k most likely tokens; 0: off", "metavar": "K"})
+    seed: int = field(
+        default_factory=fresh_seed,
+        metadata={
+            "help": "random seed; sample i uses seed + i, so one sample can be made again alone "
+            "(default: a fresh seed each time, printed and written to each sample's .json)",
+            "metavar": "N",
+        },
+    )
     weights: str = field(
         default="auto",
         metadata={
@@ -32,7 +61,8 @@ class SamplingConfig:
     threads: int = field(
         default=1,
         metadata={
-            "help": "CPU threads while sampling (0 = torch's setting): one token at a time is too small to split, and extra threads stall when other jobs share the cores"
+            "help": "CPU threads while sampling (0: torch's setting): one token at a time is too small to split, and extra threads stall when other jobs share the cores",
+            "metavar": "N",
         },
     )
 
@@ -58,16 +88,21 @@ class Controls:
     """Musical settings written as prompt events before generation, as SkyTNT's app does."""
 
     instruments: str = field(
-        default="", metadata={"help": "comma-separated General MIDI instruments by name or program number, e.g. 'piano,violin' or '0,40'"}
+        default="",
+        metadata={
+            "help": "comma-separated General MIDI instruments by name or program number, e.g. 'piano,violin' or '0,40'",
+            "metavar": "LIST",
+        },
     )
     drums: str = field(
         default="",
         metadata={
-            "help": "drum kit on MIDI channel 10 (standard, room, power, electronic, tr-808, jazz, brush, orchestra, sfx, or a program number)"
+            "help": "drum kit on MIDI channel 10 (standard, room, power, electronic, tr-808, jazz, brush, orchestra, sfx, or a program number)",
+            "metavar": "KIT",
         },
     )
-    bpm: int = field(default=0, metadata={"help": "tempo in beats per minute (0 = let the model choose)"})
-    time_signature: str = field(default="", metadata={"help": "time signature such as 4/4, 3/4 or 6/8"})
+    bpm: int = field(default=0, metadata={"help": "tempo in beats per minute; 0: the model chooses", "metavar": "BPM"})
+    time_signature: str = field(default="", metadata={"help": "time signature such as 4/4, 3/4 or 6/8", "metavar": "N/D"})
     key: str = field(default="", metadata={"help": "key signature such as C, G, Bb, F#m or 'D minor'"})
 
     def any(self) -> bool:

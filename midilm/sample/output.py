@@ -4,19 +4,77 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from midilm import vocab
 
-def write_sample(out_dir: Path, name: str, tokens: np.ndarray, record: dict[str, Any], *, audio: bool, piano_roll: bool) -> dict[str, Path]:
-    """Files of one sample, named ``name.*`` in ``out_dir``; returns them by kind."""
+STOP_REASONS = {
+    "eos": "ended by the model",
+    "events": "stopped at the event limit",
+    "seconds": "stopped at the seconds limit",
+    "interrupted": "stopped by Ctrl-C",
+}
+"""Why a sample stopped, as a user reads it, by the sampler's stop reason."""
+
+
+@dataclass
+class WrittenSample:
+    """The files of one sample and what a listener should know about it."""
+
+    files: dict[str, Path]
+    seed: int
+    generated_events: int
+    seconds: float
+    """How long the whole piece (prompt included) lasts."""
+    stopped_by: str
+    """``eos``, ``events``, ``seconds`` or ``interrupted`` (keys of :data:`STOP_REASONS`)."""
+    notes: list[str] = field(default_factory=list)
+    """Things to say about the files, such as a WAV shorter than the piece."""
+
+    def describe(self, limits: dict[str, str] | None = None) -> str:
+        """One line for the terminal: the MIDI file, its length, and why it
+        stopped; ``limits`` names the setting behind a limit (``{"events": "--events 512"}``)."""
+        why = STOP_REASONS[self.stopped_by]
+        if limits and self.stopped_by in limits:
+            why += f", {limits[self.stopped_by]}"
+        return f"{self.files['midi']}  ({self.generated_events} new events, {self.seconds:.1f} s; {why})"
+
+
+def sample_stop_reasons(result: Any) -> list[str]:
+    """Why each sample of a ``GenerationResult`` stopped: a sample whose last
+    row is the end token was ended by the model; the others stopped with the batch."""
+    return ["eos" if len(tokens) and tokens[-1, 0] == vocab.EOS else result.stop_reason for tokens in result.samples]
+
+
+def prompt_end_seconds(tokens: np.ndarray, start_events: int) -> float:
+    """When the first generated event of a continued prompt starts, in seconds."""
+    from midilm.sample.clock import onset_seconds
+
+    return float(onset_seconds(tokens[: start_events + 1])[-1])
+
+
+def write_sample(
+    out_dir: Path,
+    name: str,
+    tokens: np.ndarray,
+    record: dict[str, Any],
+    *,
+    audio: bool,
+    piano_roll: bool,
+    prompt_events: int = 0,
+) -> tuple[dict[str, Path], list[str]]:
+    """Files of one sample, named ``name.*`` in ``out_dir``, by kind; and notes
+    about them for the user. ``prompt_events``: rows that came from a prompt
+    file (BOS included), marked on the piano roll."""
     from midilm.tokenizer import tokens_to_midi
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"midi": out_dir / f"{name}.mid", "tokens": out_dir / f"{name}.npy"}
+    notes = []
     midi_bytes = tokens_to_midi(tokens)
     files["midi"].write_bytes(midi_bytes)
     np.save(files["tokens"], tokens)
@@ -24,16 +82,20 @@ def write_sample(out_dir: Path, name: str, tokens: np.ndarray, record: dict[str,
         from midilm.render import render_wav
 
         files["audio"] = out_dir / f"{name}.wav"
-        render_wav(midi_bytes, files["audio"])
+        rendered = render_wav(midi_bytes, files["audio"])
+        if rendered.cut:
+            notes.append(f"{files['audio'].name}: {rendered.describe()}")
+            record = {**record, "audio_seconds": round(rendered.seconds, 3)}
     if piano_roll:
         from midilm.render import render_piano_roll
 
         files["piano_roll"] = out_dir / f"{name}.png"
-        render_piano_roll(tokens, files["piano_roll"], title=name)
+        prompt_seconds = prompt_end_seconds(tokens, prompt_events) if prompt_events and len(tokens) > prompt_events else None
+        render_piano_roll(tokens, files["piano_roll"], title=name, prompt_seconds=prompt_seconds)
     files["record"] = out_dir / f"{name}.json"
     record = {**record, "files": {kind: path.name for kind, path in files.items()}}
     files["record"].write_text(json.dumps(record, indent=2, default=_jsonable))
-    return files
+    return files, notes
 
 
 def write_samples(
@@ -45,11 +107,16 @@ def write_samples(
     audio: bool,
     piano_roll: bool,
     prefix: str = "sample",
+    prompt: bool = False,
     on_sample: Callable[[int, int], None] | None = None,
-) -> list[dict[str, Path]]:
+) -> list[WrittenSample]:
     """Every sample of a ``GenerationResult``, each with a JSON record of the
-    shared ``settings`` (checkpoint, sampling, controls, prompt), its own seed
-    and counts, and the run's timing; ``on_sample(i, n)`` reports progress."""
+    shared ``settings`` (checkpoint, sampling, controls, prompt), its own seed,
+    counts and why it stopped, and the run's timing. ``prompt``: the start rows
+    came from a prompt file (the piano roll marks where it ends).
+    ``on_sample(i, n)`` reports progress."""
+    from midilm.tokenizer import summarize
+
     shared = {
         **settings,
         "start_events": result.start_events,
@@ -57,11 +124,20 @@ def write_samples(
         "timing": {"seconds": round(result.seconds, 3), "events_per_s": round(result.events_per_s, 2)},
     }
     written = []
-    for i, tokens in enumerate(result.samples):
+    for i, (tokens, stopped_by) in enumerate(zip(result.samples, sample_stop_reasons(result), strict=True)):
         if on_sample is not None:
             on_sample(i, len(result.samples))
-        record = {**shared, "sample": i, "seed": seed + i, "generated_events": result.generated_events[i]}
-        written.append(write_sample(out_dir, f"{prefix}-{i:02d}", tokens, record, audio=audio, piano_roll=piano_roll))
+        record = {**shared, "sample": i, "seed": seed + i, "generated_events": result.generated_events[i], "stopped_by": stopped_by}
+        files, notes = write_sample(
+            out_dir,
+            f"{prefix}-{i:02d}",
+            tokens,
+            record,
+            audio=audio,
+            piano_roll=piano_roll,
+            prompt_events=result.start_events if prompt else 0,
+        )
+        written.append(WrittenSample(files, seed + i, result.generated_events[i], summarize(tokens).seconds, stopped_by, notes))
     return written
 
 

@@ -133,10 +133,12 @@ def test_upload_a_prompt_generate_listen_download_and_continue(page, prompt_path
     set_number(page, "Keep the first N events", 30)
     set_number(page, "number input for Events to generate", 16)
     set_number(page, "number input for At least", 16)
+    set_number(page, "number input for At most (seconds)", 0)  # the tiny model's 16 events may span minutes
     page.get_by_role("button", name="Generate").click()
 
     expect(page.locator("audio[src]")).to_have_count(1, timeout=GENERATE_MS)
     expect(page.locator("#status")).to_contain_text("1 sample(s), 16 events in")
+    expect(page.locator("#status")).not_to_contain_text("seed 0)")  # an empty seed draws a fresh one
     midi_link = page.locator("a[download='sample-00.mid']").first
     wav_link = page.locator("a[download='sample-00.wav']").first
     assert page.request.get(midi_link.get_attribute("href")).body()[:4] == b"MThd"
@@ -165,3 +167,16 @@ def test_uploads_that_are_not_midi_or_too_large_are_rejected_in_the_page(
     page.get_by_role("tab", name="Prompt MIDI").click()
     page.locator("input[type=file]").first.set_input_files(str(upload))
     expect(page.get_by_text(message)).to_be_visible()
+
+
+def test_generate_after_a_rejected_upload_explains_itself(page, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "notes.mid"
+    upload.write_bytes(b"these are my notes, not a MIDI file")
+    page.get_by_role("tab", name="Prompt MIDI").click()
+    page.locator("input[type=file]").first.set_input_files(str(upload))
+    expect(page.get_by_text("Rejected. notes.mid: not a MIDI file")).to_be_visible()
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_contain_text("Nothing generated. Upload a prompt MIDI file first")
+    expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # no bare red pill; the server printed no traceback either

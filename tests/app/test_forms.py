@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mido
 import pytest
 
 from midilm.app import forms
 from midilm.errors import ConfigError, MidiFileError
 from midilm.sample.controls import control_events, drum_kit_program, parse_key, parse_time_signature
+from midilm.tokenizer import score_to_midi
 
-SAMPLING = {"num_samples": 2.0, "events": 64.0, "min_events": 0.0, "temperature": 0.9, "top_p": 0.94, "top_k": 20.0, "seed": 7.0}
+SAMPLING = {
+    "num_samples": 2.0,
+    "events": 64.0,
+    "min_events": 0.0,
+    "seconds": 120.0,
+    "temperature": 0.9,
+    "top_p": 0.94,
+    "top_k": 20.0,
+    "seed": 7.0,
+}
 
 
 def test_a_midi_prompt_is_described(prompt_path: Path) -> None:
@@ -38,23 +47,33 @@ def test_a_file_over_the_size_limit_is_rejected_before_reading_it(tmp_path: Path
 
 def test_a_midi_file_without_events_is_rejected(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mid"
-    song = mido.MidiFile()
-    song.tracks.append(mido.MidiTrack([mido.MetaMessage("end_of_track", time=0)]))
-    song.save(empty)
+    empty.write_bytes(score_to_midi([480, []]))
     with pytest.raises(MidiFileError, match="empty.mid: holds no notes"):
         forms.check_prompt(empty)
 
 
 def test_sampling_fields_become_a_checked_config() -> None:
     config = forms.sampling_config(**SAMPLING)
-    assert (config.num_samples, config.events, config.top_k, config.seed) == (2, 64, 20, 7)
+    assert (config.num_samples, config.events, config.top_k, config.seed, config.seconds) == (2, 64, 20, 7, 120.0)
     assert isinstance(config.num_samples, int) and config.temperature == 0.9
+
+
+def test_an_empty_seed_draws_a_fresh_one() -> None:
+    seeds = {forms.sampling_config(**{**SAMPLING, "seed": None}).seed for _ in range(5)}
+    assert len(seeds) > 1
+
+
+def test_the_prompt_tab_needs_an_accepted_upload(prompt_path: Path) -> None:
+    assert forms.chosen_prompt(False, str(prompt_path)) is None  # the Controls tab is shown
+    assert forms.chosen_prompt(True, str(prompt_path)) == prompt_path
+    with pytest.raises(ConfigError, match="Upload a prompt MIDI file first"):
+        forms.chosen_prompt(True, None)  # none uploaded, or the upload was rejected (the page then holds none)
 
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("seed", None, "seed: enter a whole number"),
+        ("seed", 1.5, "seed: enter a whole number"),
         ("num_samples", 1.5, "number of samples: enter a whole number"),
         ("temperature", float("nan"), "temperature: enter a number"),
         ("min_events", 65.0, "min_events must be in 0..events"),

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import gradio as gr
-import mido
 import numpy as np
 import pytest
 import torch
@@ -16,7 +15,7 @@ from midilm.app import ui
 from midilm.app.checkpoints import ModelCache
 from midilm.app.pieces import GenerationRequest, generate_pieces
 from midilm.sample import Controls, SamplingConfig
-from midilm.tokenizer import tokenize
+from midilm.tokenizer import read_score, tokenize
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +36,12 @@ def test_each_sample_gets_midi_audio_and_piano_roll(models: ModelCache, tiny_run
         assert piece.audio.read_bytes()[:4] == b"RIFF" and piece.piano_roll.read_bytes()[:4] == b"\x89PNG"
         tokens = np.load(piece.tokens)
         assert len(tokens) == 1 + 2 + 8  # BOS, tempo and violin, generated events
-        messages = [m for track in mido.MidiFile(piece.midi).tracks for m in track]
-        assert any(m.type == "program_change" and m.program == 40 for m in messages)  # violin
-        assert any(m.type == "set_tempo" and round(mido.tempo2bpm(m.tempo)) == 200 for m in messages)
+        events = [e for track in read_score(piece.midi).to_list()[1:] for e in track]
+        assert any(e[0] == "patch_change" and e[3] == 40 for e in events)  # violin
+        assert any(e[0] == "set_tempo" and round(60e6 / e[2]) == 200 for e in events)
         record = json.loads(piece.record.read_text())
         assert record["seed"] == piece.seed and record["controls"]["instruments"] == "violin"
+        assert record["stopped_by"] == piece.stopped_by == "events" and "stopped at the event limit" in piece.title
     assert steps[:2] == [(1, 8, "events"), (2, 8, "events")] and steps[7] == (8, 8, "events")
     assert steps[8:] == [(0, 2, "samples rendered"), (1, 2, "samples rendered")]
 
@@ -52,6 +52,16 @@ def test_a_prompt_is_cut_and_kept_verbatim(models: ModelCache, tiny_run: Path, p
     tokens = np.load(piece.tokens)
     np.testing.assert_array_equal(tokens[:21], tokenize(prompt_path).tokens[:21])
     assert len(tokens) == 25 and json.loads(piece.record.read_text())["prompt"] == "bach_bwv1.6.mid"
+
+
+def test_without_a_seed_each_press_draws_a_fresh_one(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
+    generate = ui.make_generate(models, tmp_path)
+    presses = [generate(**page_values(checkpoint=str(tiny_run), num_samples=1.0, seed=""), progress=no_progress) for _ in range(2)]
+    titles = [slots[1] for _, _, *slots in presses]
+    seeds = [int(title.split("seed ")[1].split(" ")[0]) for title in titles]
+    assert seeds[0] != seeds[1]
+    records = [json.loads(Path(paths[0]).with_suffix(".json").read_text()) for _, paths, *_ in presses]
+    assert [r["seed"] for r in records] == seeds  # what the page shows is what was used
 
 
 def page_values(**changes: object) -> dict[str, object]:
@@ -73,9 +83,14 @@ def page_values(**changes: object) -> dict[str, object]:
         "temperature": 1.0,
         "top_p": 0.94,
         "top_k": 20.0,
-        "seed": 0,
+        "seconds": 0.0,  # an untrained model's few events may span minutes
+        "seed": "0",  # the page sends what was typed
     }
     return {**values, **changes}
+
+
+def no_progress(*args: object, **kwargs: object) -> None:
+    return None
 
 
 def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
@@ -94,15 +109,17 @@ def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny
     [
         ({}, "checkpoint: choose a model"),
         ({"checkpoint": "runs/none"}, "runs/none: no such checkpoint"),
-        ({"mode": ui.PROMPT_TAB}, "Upload a prompt MIDI file first"),
+        ({"mode": ui.PROMPT_TAB}, "Upload a prompt MIDI file first"),  # none uploaded, or the upload was rejected
         ({"key": "X"}, "key 'X'"),
         ({"min_events": 32.0}, "min_events must be in 0..events"),
     ],
 )
-def test_mistakes_show_as_messages_in_the_page(models: ModelCache, tmp_path: Path, changes: dict, message: str) -> None:
+def test_mistakes_show_as_messages_in_the_page(models: ModelCache, tmp_path: Path, capfd, changes: dict, message: str) -> None:
     generate = ui.make_generate(models, tmp_path)
-    with pytest.raises(gr.Error, match=message):
-        generate(**page_values(**changes), progress=lambda *args, **kwargs: None)
+    status, *others = generate(**page_values(**changes), progress=no_progress)  # returns, so Gradio shows no "Error" pill
+    assert status.startswith("⚠️ **Nothing generated.**") and message in status
+    assert len(others) == 1 + ui.SLOT_FIELDS * ui.MAX_SAMPLES and all(o == {"__type__": "update"} for o in others)  # results stay
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_an_upload_is_kept_and_described_or_dropped_with_the_reason(prompt_path: Path, tmp_path: Path) -> None:

@@ -6,12 +6,11 @@ import this file).
 
 from __future__ import annotations
 
-import io
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
-import mido
 import pytest
 
 from midilm.data import PrepareOptions, TokenStore, prepare
@@ -51,11 +50,14 @@ def text_variant() -> Callable[[bytes, str], bytes]:
     added, so other bytes but the same tokens."""
 
     def variant(data: bytes, text: str) -> bytes:
-        midi = mido.MidiFile(file=io.BytesIO(data))
-        midi.tracks[0].insert(0, mido.MetaMessage("text", text=text, time=0))
-        out = io.BytesIO()
-        midi.save(file=out)
-        return out.getvalue()
+        header_end = 8 + struct.unpack(">I", data[4:8])[0]
+        assert data[header_end : header_end + 4] == b"MTrk", "the first chunk after the header is a track"
+        length = struct.unpack(">I", data[header_end + 4 : header_end + 8])[0]
+        encoded = text.encode("latin-1")
+        assert len(encoded) < 128, "one length byte"
+        event = b"\x00\xff\x01" + bytes([len(encoded)]) + encoded  # delta 0, meta event "text"
+        first_event = header_end + 8
+        return data[:header_end] + b"MTrk" + struct.pack(">I", length + len(event)) + event + data[first_event:]
 
     return variant
 

@@ -3,21 +3,27 @@ conversion of a handful of pieces (quirks included) against the golden MIDI file
 
 from __future__ import annotations
 
-import io
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
-import mido
 import pytest
 
 from midilm.data import PrepareOptions, TokenStore, default_store_path, prepare, prepare_corpus
 from midilm.data.corpus import CORPORA, DEFAULT_CORPUS, LICENCES, CorpusUnit, convert_units, corpus_units
-from midilm.data.corpus.catalog import get_definition
+from midilm.data.corpus import convert as conversion
+from midilm.data.corpus.catalog import corpus_root, get_definition
 from midilm.data.sources import SourceFile
 from midilm.errors import ConfigError
+from midilm.tokenizer import read_score
 
 
 def collections(units: list[CorpusUnit]) -> set[str]:
     return {PurePosixPath(u.source).parts[0] for u in units}
+
+
+def tracks_of_notes(midi: bytes | Path) -> list[list[list]]:
+    """The notes of each track of a MIDI file, in the order they start."""
+    tracks = read_score(midi).to_list()[1:]
+    return [sorted((e for e in track if e[0] == "note"), key=lambda note: note[1]) for track in tracks]
 
 
 def test_default_corpus_is_big_polyphonic_and_clean():
@@ -76,22 +82,19 @@ def test_conversion_matches_the_golden_midi(converted, golden_dir):
 def test_shared_time_signature_quirk_is_rescued(converted):
     folder = converted[0]
     # music21's own export fails on this tune ("already found in this Stream")
-    midi = mido.MidiFile(file=io.BytesIO((folder / "midi/essenFolksong/altdeu10/0005.mid").read_bytes()))
-    assert sum(1 for track in midi.tracks for m in track if m.type == "note_on" and m.velocity) > 20
+    assert sum(len(notes) for notes in tracks_of_notes(folder / "midi/essenFolksong/altdeu10/0005.mid")) > 20
 
 
 def test_voices_without_notes_are_dropped_when_they_stop_the_export(converted):
     # two of this tune's twelve voices never play: music21's repeat expansion refuses them
-    midi = mido.MidiFile(file=io.BytesIO((converted[0] / "midi/miscFolk/americanfifeopus/0008.mid").read_bytes()))
-    with_notes = [t for t in midi.tracks if any(m.type == "note_on" and m.velocity for m in t)]
+    with_notes = [notes for notes in tracks_of_notes(converted[0] / "midi/miscFolk/americanfifeopus/0008.mid") if notes]
     assert len(with_notes) == 10
 
 
 def test_ties_between_different_pitches_are_undone(converted):
     # O'Neill 1 opens "G3-A": both notes must sound, not one long G
-    midi = mido.MidiFile(file=io.BytesIO((converted[0] / "midi/oneills1850/0001-0050/0001.mid").read_bytes()))
-    pitches = [m.note for track in midi.tracks for m in track if m.type == "note_on" and m.velocity]
-    assert pitches[:3] == [67, 69, 70]
+    (melody,) = [notes for notes in tracks_of_notes(converted[0] / "midi/oneills1850/0001-0050/0001.mid") if notes]
+    assert [note[4] for note in melody[:3]] == [67, 69, 70]
 
 
 def test_conversion_is_cached_and_failures_are_recorded(converted):
@@ -148,5 +151,40 @@ def test_badly_formed_repeats_are_played_through_once():
         part.measure(number).leftBarline = bar.Repeat(direction="start")
     score = stream.Score()
     score.insert(0, part)
-    midi = mido.MidiFile(file=io.BytesIO(_midi_bytes(score)))
-    assert [m.note for t in midi.tracks for m in t if m.type == "note_on" and m.velocity] == [60, 61, 62, 63]
+    assert not conversion._expands_to_itself(score)  # repeat marks: only the reference export may write it
+    assert [note[4] for notes in tracks_of_notes(_midi_bytes(score)) for note in notes] == [60, 61, 62, 63]
+
+
+@pytest.mark.parametrize(
+    ("source", "tune", "in_place"),
+    [
+        ("bach/bwv1.6.mxl", None, True),
+        ("essenFolksong/altdeu10.abc", 5, True),
+        ("oneills1850/0001-0050.abc", 1, True),
+        ("bach/bwv103.6.mxl", None, False),  # repeat barlines
+        ("miscFolk/americanfifeopus.abc", 8, False),  # a voice without measures, which the reference export repairs
+    ],
+)
+def test_the_export_without_a_copy_writes_the_reference_bytes(source: str, tune: int | None, in_place: bool):
+    path = corpus_root() / source
+
+    def parsed():
+        return conversion._parsed(path, tune, merge_tunes=False)
+
+    assert conversion._expands_to_itself(parsed()) is in_place
+    reference = conversion._midi_bytes(parsed())
+    assert conversion._piece_midi(path, tune, merge_tunes=False) == reference
+    if in_place:
+        assert conversion._export_in_place(parsed()) == reference
+
+
+def test_a_failed_export_without_a_copy_starts_again_from_the_file(monkeypatch):
+    path = corpus_root() / "essenFolksong/altdeu10.abc"
+    reference = conversion._midi_bytes(conversion._parsed(path, 5, merge_tunes=False))
+
+    def fails(score):
+        score.remove(score.parts[0])  # what a failed export may leave behind
+        raise ValueError("export failed half-way")
+
+    monkeypatch.setattr(conversion, "_export_in_place", fails)
+    assert conversion._piece_midi(path, 5, merge_tunes=False) == reference

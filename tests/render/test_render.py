@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import wave
 from pathlib import Path
 
-import mido
 import numpy as np
 import pytest
 
 from midilm.errors import ConfigError
 from midilm.render import render_piano_roll, render_wav
 from midilm.render.audio import PEAK, default_soundfont
+from midilm.render.pianoroll import note_groups, pitch_ticks
+from midilm.tokenizer import score_to_midi
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def two_second_midi() -> bytes:
     """A C major triad for one second then G4 for one second, at 120 bpm, on a piano."""
-    track = mido.MidiTrack()
-    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
-    track.append(mido.Message("program_change", program=0, channel=0, time=0))
-    for pitch in (60, 64, 67):
-        track.append(mido.Message("note_on", note=pitch, velocity=100, time=0))
-    for i, pitch in enumerate((60, 64, 67)):
-        track.append(mido.Message("note_off", note=pitch, velocity=0, time=960 if i == 0 else 0))
-    track.append(mido.Message("note_on", note=67, velocity=100, time=0))
-    track.append(mido.Message("note_off", note=67, velocity=0, time=960))
-    buffer = io.BytesIO()
-    mido.MidiFile(ticks_per_beat=480, tracks=[track]).save(file=buffer)
-    return buffer.getvalue()
+    triad = [["note", 0, 960, 0, pitch, 100] for pitch in (60, 64, 67)]
+    return score_to_midi([480, [["set_tempo", 0, 500_000], ["patch_change", 0, 0, 0], *triad, ["note", 960, 960, 0, 67, 100]]])
 
 
 def read_wav(path: Path) -> tuple[wave._wave_params, np.ndarray]:
@@ -41,7 +31,9 @@ def read_wav(path: Path) -> tuple[wave._wave_params, np.ndarray]:
 
 
 def test_render_wav_writes_two_seconds_of_sound(tmp_path):
-    seconds = render_wav(two_second_midi(), tmp_path / "x.wav")
+    rendered = render_wav(two_second_midi(), tmp_path / "x.wav")
+    seconds = rendered.seconds
+    assert not rendered.cut and rendered.describe() == ""
     params, frames = read_wav(tmp_path / "x.wav")
     assert (params.nchannels, params.sampwidth, params.framerate) == (2, 2, 22050)
     assert seconds == pytest.approx(2.0, abs=0.05)
@@ -57,16 +49,15 @@ def test_render_wav_at_another_rate(tmp_path):
     assert params.framerate == 8000 and params.nframes == pytest.approx(16000, abs=400)
 
 
-def test_render_wav_stops_at_max_seconds_with_a_warning(tmp_path):
-    with pytest.warns(UserWarning, match="lasts 2 s; rendering its first 1 s"):
-        seconds = render_wav(two_second_midi(), tmp_path / "x.wav", max_seconds=1.0)
-    assert 0.5 <= seconds <= 1.01
+def test_render_wav_stops_at_max_seconds_and_says_so(tmp_path, recwarn):
+    rendered = render_wav(two_second_midi(), tmp_path / "x.wav", max_seconds=1.0)
+    assert 0.5 <= rendered.seconds <= 1.01 and rendered.piece_seconds == pytest.approx(2.0, abs=0.05) and rendered.cut
+    assert rendered.describe() == "the WAV holds the first 1 s of this 2-second piece"
+    assert not recwarn.list  # said by the caller, never as a Python warning with a source line
 
 
 def test_a_piece_without_notes_gives_an_empty_wav(tmp_path):
-    buffer = io.BytesIO()
-    mido.MidiFile(ticks_per_beat=480, tracks=[mido.MidiTrack([mido.Message("program_change", program=5, time=0)])]).save(file=buffer)
-    assert render_wav(buffer.getvalue(), tmp_path / "silent.wav") == 0.0
+    assert render_wav(score_to_midi([480, [["patch_change", 0, 0, 5]]]), tmp_path / "silent.wav").seconds == 0.0
     params, _ = read_wav(tmp_path / "silent.wav")
     assert (params.nchannels, params.nframes) == (2, 0)
 
@@ -108,18 +99,52 @@ def test_piano_roll_of_a_piece_without_notes(tmp_path):
     assert (tmp_path / "empty.png").read_bytes().startswith(PNG_MAGIC)
 
 
-def test_legend_names_general_midi_instruments_and_drums():
-    from midilm.render.pianoroll import instrument_label
+def test_legend_names_each_track_once_with_its_instruments_and_channels():
+    from midilm.notes import notes_of_score
 
-    assert instrument_label(1, 40, False) == "track 1: Violin"
-    assert instrument_label(3, 0, True) == "track 3: drums"
+    score = [
+        480,
+        [["patch_change", 0, 0, 40], ["note", 0, 480, 0, 76, 90], ["patch_change", 480, 0, 73], ["note", 480, 480, 0, 79, 90]],
+        [["patch_change", 0, 1, 0], ["patch_change", 0, 2, 32], ["note", 0, 960, 1, 60, 80], ["note", 0, 960, 2, 40, 80]],
+        [["note", 0, 120, 9, 36, 110]],
+    ]
+    labels = [group.label for group in note_groups(notes_of_score(score).table)]
+    assert labels == [
+        "track 0: Violin / Flute",  # a program change inside a track: one entry, both instruments
+        "track 1 (ch 2): Acoustic Grand Piano",  # two channels in one track: the channel tells them apart
+        "track 1 (ch 3): Acoustic Bass",
+        "track 2: drums",
+    ]
+    assert len(set(labels)) == len(labels)
+
+
+def test_pitch_labels_follow_the_range():
+    assert list(pitch_ticks(30, 90)) == [36, 48, 60, 72, 84]  # every C
+    assert list(pitch_ticks(58, 80)) == [60, 67, 72, 79]  # C and G
+    assert list(pitch_ticks(60, 67)) == [60, 62, 64, 65, 67]  # naturals
+
+
+def test_piano_roll_marks_where_a_continued_prompt_ends(golden_dir, tmp_path):
+    tokens = np.load(golden_dir / "bach_bwv1.6.opt.npy")
+    render_piano_roll(tokens, tmp_path / "plain.png")
+    render_piano_roll(tokens, tmp_path / "marked.png", prompt_seconds=10.0)
+    plain, marked = (_pixels(tmp_path / name) for name in ("plain.png", "marked.png"))
+    assert plain.shape == marked.shape
+    columns = np.flatnonzero((np.abs(plain - marked).sum(axis=-1) > 0.1).any(axis=0))
+    assert columns.size and columns.min() < plain.shape[1] // 4  # the shaded prompt starts at 0 s, at the left
+
+
+def _pixels(path: Path) -> np.ndarray:
+    import matplotlib.image
+
+    return matplotlib.image.imread(path)[..., :3]
 
 
 def test_render_wav_of_tokens_lasts_as_long_as_the_notes(golden_dir, tmp_path):
     from midilm.notes import notes_of_tokens
 
     tokens = np.load(golden_dir / "folk_essen_altdeu10_1.opt.npy")
-    seconds = render_wav(tokens, tmp_path / "folk.wav", sample_rate=8000)
+    seconds = render_wav(tokens, tmp_path / "folk.wav", sample_rate=8000).seconds
     params, frames = read_wav(tmp_path / "folk.wav")
     assert seconds == pytest.approx(notes_of_tokens(tokens).seconds, abs=0.05)
     assert params.nframes / 8000 == pytest.approx(seconds)

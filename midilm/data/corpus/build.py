@@ -20,6 +20,7 @@ from pathlib import Path
 
 from midilm.data.corpus.catalog import DEFAULT_CORPUS, CorpusUnit, corpus_root, corpus_units, music21_version
 from midilm.data.corpus.convert import ConversionJob, PieceResult, UnitResult, convert_unit, quiet_worker
+from midilm.data.corpus.progress import ConversionProgress, estimated_cpu_seconds
 from midilm.data.paths import cache_root
 from midilm.data.sources import SourceFile, select
 from midilm.data.workers import DEFAULT_CPU_LIMIT_SECONDS, default_workers, parallel_map
@@ -102,8 +103,6 @@ def convert_units(
 ) -> tuple[list[UnitResult], set[str]]:
     """Results of every unit, converting those not cached; also returns the
     ids of the units converted now."""
-    from tqdm import tqdm
-
     results = {}
     pending = []
     for unit in units:
@@ -115,16 +114,14 @@ def convert_units(
     if pending:
         source_root = str(corpus_root() if root is None else root)
         # longest jobs first, so no core idles at the end on one slow score
-        jobs = [
-            ConversionJob(u, source_root, str(folder / "midi"), cpu_limit_seconds) for u in sorted(pending, key=lambda u: (-u.cost, u.id))
-        ]
+        pending.sort(key=lambda u: (-estimated_cpu_seconds(u), u.id))
+        jobs = [ConversionJob(u, source_root, str(folder / "midi"), cpu_limit_seconds) for u in pending]
         workers = min(workers or default_workers(), len(jobs))
-        total = sum(len(u.outputs()) for u in pending)
-        with tqdm(total=total, unit="piece", desc=description, disable=not progress, smoothing=0.1) as bar:
+        with ConversionProgress(pending, description, enabled=progress) as bar:
             for result in parallel_map(convert_unit, jobs, workers=workers, initializer=quiet_worker):
                 _save(folder, result)
                 results[result.unit.id] = result
-                bar.update(len(result.pieces))
+                bar.done(result.unit)
     return [results[u.id] for u in units], {u.id for u in pending}
 
 
