@@ -147,8 +147,14 @@ class TorchStepRunner:
     def __init__(self, model: nn.Module, *, compiled: bool = False) -> None:
         self.graphs = step_graphs(model)
         self.shapes = self.graphs[next(iter(self.graphs))].module.shapes()
+        # cached steps compile for one new position (static shapes); the event-level token step for any number of tokens
         self.compiled = (
-            {name: torch.compile(graph.module, dynamic=False, fullgraph=True) for name, graph in self.graphs.items()} if compiled else {}
+            {
+                name: torch.compile(g.module, dynamic=not isinstance(g.module, _CachedStep), fullgraph=True)
+                for name, g in self.graphs.items()
+            }
+            if compiled
+            else {}
         )
 
     def running(self, threads: int) -> AbstractContextManager[None]:

@@ -6,6 +6,12 @@ tokens that make a decodable row, and each sample draws from its own seeded
 generator. Slots that admit one token only (PAD past an event's end, finished
 samples) are filled without sampling. The decoder slides its window when the
 context is full, so pieces can be longer than the model's context.
+
+The model supplies the decoder (``model.sampling_decoder``): a torch model's
+(ONNX Runtime on a CPU by default, eager PyTorch on a GPU) or an ONNX export's.
+Everything else here runs on numpy, with the logits' own array type only for
+the masked choice (:mod:`midilm.sample.arrays`), so sampling an export never
+imports torch. :func:`stream` yields rows as they are sampled.
 """
 
 from __future__ import annotations
@@ -217,6 +223,28 @@ def sample_events(
     except KeyboardInterrupt:
         sampler.stop_reason = "interrupted"
     return sampler.result()
+
+
+def stream(
+    model: Any,
+    config: SamplingConfig | None = None,
+    prompt: np.ndarray | None = None,
+    controls: Controls | None = None,
+) -> Iterator[np.ndarray]:
+    """Generate one sample and yield each event row ``[8]`` as soon as it is
+    sampled (Python API; the arguments of :func:`generate`, ``num_samples`` 1).
+
+    With the same settings and seed the rows are exactly those :func:`generate`
+    returns after the start rows (the EOS row last if the model ends the piece).
+    Stopping early (``break``, ``close()``, Ctrl-C in the loop) leaves nothing
+    behind: the thread setting is restored and the rows yielded so far are whole.
+    """
+    config = config or SamplingConfig()
+    if config.num_samples != 1:
+        raise ConfigError(f"stream: yields the rows of one sample; num_samples must be 1 (got {config.num_samples})")
+    sampler = EventSampler(model, config, start_rows(prompt, controls))
+    for rows in sampler.steps():
+        yield rows[0]
 
 
 def generate(
