@@ -80,7 +80,7 @@ def page_values(**changes: object) -> dict[str, object]:
 
 def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
     generate = ui.make_generate(models, tmp_path)
-    status, midi_paths, *slots = generate(**page_values(checkpoint=str(tiny_run)), progress=lambda *args, **kwargs: None)
+    status, midi_paths, *slots = list(generate(**page_values(checkpoint=str(tiny_run)), progress=lambda *args, **kwargs: None))[-1]
     assert status.startswith("3 sample(s), 18 events in") and len(midi_paths) == 3
     assert len(slots) == 5 * ui.MAX_SAMPLES
     group, title, audio, roll, downloads = slots[5 * 2 : 5 * 3]
@@ -102,7 +102,7 @@ def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny
 def test_mistakes_show_as_messages_in_the_page(models: ModelCache, tmp_path: Path, changes: dict, message: str) -> None:
     generate = ui.make_generate(models, tmp_path)
     with pytest.raises(gr.Error, match=message):
-        generate(**page_values(**changes), progress=lambda *args, **kwargs: None)
+        list(generate(**page_values(**changes), progress=lambda *args, **kwargs: None))
 
 
 def test_an_upload_is_kept_and_described_or_dropped_with_the_reason(prompt_path: Path, tmp_path: Path) -> None:
@@ -133,3 +133,25 @@ def test_rescanning_finds_runs_saved_since_the_page_opened(tiny_run: Path, tmp_p
     assert ui.rescanned(settings).choices == [] and "no model found" in ui.rescanned(settings).info
     shutil.copytree(tiny_run, settings.runs_dir / "new")
     assert [value for _, value in ui.rescanned(settings).choices] == [str(settings.runs_dir / "new")]
+
+
+def test_the_piano_rolls_grow_while_sampling_and_stop_keeps_what_exists(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
+    stops = ui.StopRequests()
+    generate = ui.make_generate(models, tmp_path, stops, live_every_s=0.0)
+    request = gr.Request(session_hash="me")
+    updates = generate(
+        **page_values(checkpoint=str(tiny_run), num_samples=2.0, events=64.0, min_events=64.0),
+        request=request,
+        progress=lambda *a, **k: None,
+    )
+    first, second = next(updates), next(updates)
+    for update, events in ((first, 1), (second, 2)):
+        status, midi_paths, *slots = update
+        assert status == f"sampling: {events} of 64 events" and midi_paths == []
+        group, title, audio, roll, downloads = slots[5:10]
+        assert group.visible and title == f"### Sample 2 · sampling… {events} events so far" and audio is None and downloads is None
+        assert Path(roll).read_bytes()[:4] == b"\x89PNG"
+    stops.ask("me")
+    status, midi_paths, *slots = list(updates)[-1]
+    assert "stopped by stop button" in status and len(midi_paths) == 2
+    assert len(np.load(Path(midi_paths[0]).with_suffix(".npy"))) == 1 + 2 + 3  # BOS, piano and drums, the events sampled before Stop
