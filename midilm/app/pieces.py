@@ -11,9 +11,9 @@ from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
 from midilm.sample import Controls, SamplingConfig, start_rows
-from midilm.sample.sampler import EventSampler
 from midilm.sample.output import write_samples
 from midilm.sample.prompt import load_prompt
+from midilm.sample.sampler import EventSampler
 from midilm.tokenizer import summarize
 
 Progress = Callable[[int, int, str], None]
