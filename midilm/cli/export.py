@@ -15,7 +15,7 @@ HELP = """Export a model for running elsewhere.
 
 examples:
   midilm export runs/gpt --format onnx --out exports/gpt-onnx
-  midilm export --format onnx --out exports/default     (the model shipped with midilm)
+  midilm export --format onnx --weights int8 --out exports/default     (the shipped model, 8-bit weights)
 """
 
 
@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format", choices=FORMATS, required=True, help="what to write")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder to write (created; files of the same names are replaced)")
+    parser.add_argument(
+        "--weights",
+        choices=("full", "int8"),
+        default="full",
+        help="onnx: float32 weights in standard operators (full), or 8-bit weights in ONNX Runtime's MatMulNBits, about 2x faster on one CPU thread (int8)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

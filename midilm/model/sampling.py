@@ -4,7 +4,7 @@
 
 - ``onnx``: the model's step graphs exported in memory and run by ONNX Runtime
   (the CPU default when the ``[onnx]`` extra is installed): no per-operation
-  overhead of eager PyTorch, float32 weights;
+  overhead of eager PyTorch; 8-bit weights unless ``weights`` is ``full``;
 - ``compile``: the same step graphs through ``torch.compile`` (needs a C++
   compiler; measured slower than ONNX Runtime on one thread, see BENCHMARKS.md);
 - ``eager``: the torch cached decoder, with int8 weights on a CPU by default
@@ -65,12 +65,13 @@ def _made_for(model: nn.Module, kind: str, make: Any) -> Any:
     return entries[kind][1]
 
 
-def _onnx_model(model: nn.Module) -> Any:
+def onnx_twin(model: nn.Module, weights: str = "full") -> Any:
+    """The model's step graphs exported in memory, as an :class:`~midilm.model.onnx_model.OnnxModel`."""
     from midilm.model.onnx_export import graph_bytes, model_record
     from midilm.model.onnx_model import OnnxModel
 
-    record = model_record(model, {"model": vars(model.config)}, {})
-    return OnnxModel(record, graph_bytes(model))
+    record = model_record(model, {"model": vars(model.config)}, {}, weights)
+    return OnnxModel(record, graph_bytes(model, weights))
 
 
 def _compiled_runner(model: nn.Module) -> Any:
@@ -88,7 +89,8 @@ def sampling_decoder(model: nn.Module, batch_size: int, config: Any, *, cache: b
     model.eval()
     choice = chosen_decoder(model, config.decoder)
     if choice == "onnx":
-        return _made_for(model, "onnx", _onnx_model).sampling_decoder(batch_size, config)
+        weights = "full" if config.weights == "full" else "int8"  # the decoder runs on a CPU, where int8 pays
+        return _made_for(model, f"onnx-{weights}", lambda m: onnx_twin(m, weights)).sampling_decoder(batch_size, config)
     if choice == "compile":
         runner = _made_for(model, "compile", _compiled_runner)
         return step_decoder(model.step_family, runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch_size)

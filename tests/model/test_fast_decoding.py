@@ -14,20 +14,12 @@ from midilm.model.steps import TorchStepRunner
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 
 
-def onnx_decoder(model, batch: int, keep_events=None):
-    from midilm.model.onnx_export import graph_bytes, model_record
-    from midilm.model.onnx_model import OnnxModel, OrtRunner
+def onnx_decoder(model, batch: int, keep_events=None, weights: str = "full"):
+    from midilm.model.sampling import onnx_twin
 
-    record = model_record(model, {"model": vars(model.config)}, {})
-    runner = OrtRunner(graph_bytes(model), threads=1)
+    twin = onnx_twin(model, weights)
     return step_decoder(
-        model.step_family,
-        runner,
-        OnnxModel(record, {}).shapes,
-        model.config.context_events,
-        model.config.vocab_size,
-        batch,
-        keep_events=keep_events,
+        model.step_family, twin.runner(1), twin.shapes, model.config.context_events, model.config.vocab_size, batch, keep_events=keep_events
     )
 
 
@@ -66,6 +58,15 @@ def test_onnx_runtime_logits_equal_the_eager_decoder_within_1e_3(arch, make_mode
     model = make_model(arch).eval()
     tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
     assert_same_logits(onnx_decoder(model, 2), model, make_events(2, 3), tokens, atol=1e-3)
+
+
+@needs_onnx
+@pytest.mark.parametrize("arch", ["gpt", "hier"])
+def test_onnx_int8_weights_stay_close_to_the_float_logits(arch, make_model, make_events):
+    """8-bit weights in blocks of 32: the logits move a little (the torch int8 path moves them as much)."""
+    model = make_model(arch).eval()
+    tokens = make_events(1, 8).reshape(1, -1)[:, 3:]
+    assert_same_logits(onnx_decoder(model, 1, weights="int8"), model, make_events(1, 3), tokens, atol=0.05)
 
 
 @pytest.mark.slow
