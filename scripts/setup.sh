@@ -12,5 +12,5 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   # a CPU build; a bare `torch` requirement would pull a multi-GB CUDA build
   .venv/bin/pip install --quiet "torch==2.13.0"
 fi
-.venv/bin/pip install --quiet -e ".[app,tensorboard,dev]"
+.venv/bin/pip install --quiet -e ".[app,tensorboard,onnx,dev]"
 .venv/bin/midilm --version
