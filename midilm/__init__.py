@@ -32,6 +32,7 @@ _LAZY: dict[str, str] = {
     "start_run": "midilm.train",
     "resume_run": "midilm.train",
     "load_for_inference": "midilm.train",
+    "load_onnx": "midilm.model.onnx_model",
     "SamplingConfig": "midilm.sample",
     "Controls": "midilm.sample",
     "generate": "midilm.sample",

@@ -110,17 +110,3 @@ class EventStepDecoder(_StepDecoder, EventWindow):
 
 STEP_DECODERS: dict[str, type[_StepDecoder]] = {"flat": FlatStepDecoder, "event": EventStepDecoder}
 """A family's ``step_family`` -> the decoder that drives its step graphs."""
-
-
-def step_decoder(
-    family: str,
-    runner: StepRunner,
-    shapes: list[tuple[int, int, int]],
-    context_events: int,
-    vocab_size: int,
-    batch_size: int,
-    *,
-    keep_events: int | None = None,
-) -> EventDecoder:
-    """The step decoder of a model family over ``runner``."""
-    return STEP_DECODERS[family](runner, shapes, context_events, vocab_size, batch_size, keep_events=keep_events)

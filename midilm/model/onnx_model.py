@@ -19,7 +19,7 @@ from typing import Any
 
 from midilm.errors import CheckpointError, ConfigError
 from midilm.model.config import ModelConfig
-from midilm.model.fast_decoding import step_decoder
+from midilm.model.fast_decoding import STEP_DECODERS
 from midilm.model.window import EventDecoder
 
 FORMAT = "midilm-onnx"
@@ -75,8 +75,8 @@ class OnnxModel:
         """A decoder for ``batch_size`` samples with ``config.threads`` CPU threads (0: ONNX Runtime's default)."""
         if not cache:
             raise ConfigError("an ONNX model has no reference (cache-free) decoder; sample the torch checkpoint for that")
-        return step_decoder(
-            self.family, self.runner(config.threads), self.shapes, self.config.context_events, self.config.vocab_size, batch_size
+        return STEP_DECODERS[self.family](
+            self.runner(config.threads), self.shapes, self.config.context_events, self.config.vocab_size, batch_size
         )
 
 

@@ -25,7 +25,7 @@ from torch import nn
 
 from midilm.errors import ConfigError
 from midilm.model.decoding import make_decoder
-from midilm.model.fast_decoding import step_decoder
+from midilm.model.fast_decoding import STEP_DECODERS
 from midilm.model.window import EventDecoder
 
 DECODERS = ("auto", "onnx", "compile", "eager")
@@ -93,7 +93,7 @@ def sampling_decoder(model: nn.Module, batch_size: int, config: Any, *, cache: b
         return _made_for(model, f"onnx-{weights}", lambda m: onnx_twin(m, weights)).sampling_decoder(batch_size, config)
     if choice == "compile":
         runner = _made_for(model, "compile", _compiled_runner)
-        return step_decoder(model.step_family, runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch_size)
+        return STEP_DECODERS[model.step_family](runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch_size)
     from midilm.model.int8 import for_sampling
 
     return make_decoder(for_sampling(model, config.weights), batch_size)

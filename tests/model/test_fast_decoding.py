@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from midilm.model import ARCHS, make_decoder
-from midilm.model.fast_decoding import step_decoder
+from midilm.model.fast_decoding import STEP_DECODERS
 from midilm.model.sampling import onnx_available
 from midilm.model.steps import TorchStepRunner
 
@@ -18,15 +18,15 @@ def onnx_decoder(model, batch: int, keep_events=None, weights: str = "full"):
     from midilm.model.sampling import onnx_twin
 
     twin = onnx_twin(model, weights)
-    return step_decoder(
-        model.step_family, twin.runner(1), twin.shapes, model.config.context_events, model.config.vocab_size, batch, keep_events=keep_events
+    return STEP_DECODERS[model.step_family](
+        twin.runner(1), twin.shapes, model.config.context_events, model.config.vocab_size, batch, keep_events=keep_events
     )
 
 
 def plain_step_decoder(model, batch: int, keep_events=None, compiled: bool = False):
     runner = TorchStepRunner(model, compiled=compiled)
-    return step_decoder(
-        model.step_family, runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch, keep_events=keep_events
+    return STEP_DECODERS[model.step_family](
+        runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch, keep_events=keep_events
     )
 
 
