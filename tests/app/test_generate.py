@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -155,3 +156,15 @@ def test_the_piano_rolls_grow_while_sampling_and_stop_keeps_what_exists(models: 
     status, midi_paths, *slots = list(updates)[-1]
     assert "stopped by stop button" in status and len(midi_paths) == 2
     assert len(np.load(Path(midi_paths[0]).with_suffix(".npy"))) == 1 + 2 + 3  # BOS, piano and drums, the events sampled before Stop
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="the [onnx] extra is not installed")
+def test_an_onnx_export_generates_in_the_app(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
+    from midilm.cli import main
+
+    folder = tmp_path / "exported"
+    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(folder)]) == 0
+    request = GenerationRequest(str(folder), SamplingConfig(events=6, min_events=6, seed=2), Controls(instruments="piano"))
+    (piece,) = generate_pieces(models, request, tmp_path / "out").pieces
+    assert piece.generated_events == 6 and piece.piano_roll.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(piece.record.read_text())["checkpoint"] == str(folder)
