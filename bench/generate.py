@@ -33,6 +33,7 @@ import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -93,28 +94,48 @@ def measure_notebook(model: torch.nn.Module, start: np.ndarray, events: int, *, 
     return {"events_per_s": events / seconds, "tokens_per_s": events * vocab.EVENT_LEN / seconds, "seconds": seconds}
 
 
+class WeightReads:
+    """Counts the weight bytes every linear layer of a model reads while active (one read of its weight per call)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model = model
+        self.bytes = 0
+
+    def __enter__(self) -> WeightReads:
+        linears = [m for m in self.model.modules() if hasattr(m, "weight") and type(m).__name__.endswith("Linear")]
+        self.hooks = [m.register_forward_hook(self._count) for m in linears]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for hook in self.hooks:
+            hook.remove()
+
+    def _count(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        self.bytes += module.weight.numel() * module.weight.element_size()
+
+
 @torch.inference_mode()
-def work_per_token(model: torch.nn.Module, start: np.ndarray, n_events: int = 16) -> dict:
-    """FLOPs and weight bytes per generated token of the cached decoder of ``model``, after ``start``."""
-    weight_bytes = 0
-
-    def count(module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        nonlocal weight_bytes
-        weight_bytes += module.weight.numel() * module.weight.element_size()
-
-    linear_types = tuple({type(m) for m in model.modules() if hasattr(m, "weight") and type(m).__name__.endswith("Linear")})
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, linear_types)]
+def push_events(model: torch.nn.Module, start: np.ndarray, n_events: int, watch: Any) -> int:
+    """Prefill the cached decoder with ``start``, then push the chorale's next ``n_events`` events
+    inside ``watch``; returns the tokens pushed."""
     decoder = make_decoder(model, 1)
     decoder.prefill(start[None].astype(np.int64))
     rows = prompt_rows(len(start) - 1 + n_events)[len(start) :]
-    weight_bytes = 0
-    with FlopCounterMode(display=False) as flops:
+    with watch:
         for token in rows.reshape(-1):
             decoder.push(np.array([token]))
-    for hook in hooks:
-        hook.remove()
-    n_tokens = rows.size
-    return {"flops_per_token": flops.get_total_flops() / n_tokens, "weight_bytes_per_token": weight_bytes / n_tokens}
+    return rows.size
+
+
+def work_per_token(model: torch.nn.Module, start: np.ndarray, int8: bool, n_events: int = 16) -> dict:
+    """FLOPs (of the float model: PyTorch's counter does not see int8 kernels) and weight bytes
+    (8-bit weights when ``int8``) per generated token of the cached decoder, after ``start``."""
+    flops = FlopCounterMode(display=False)
+    n_tokens = push_events(model, start, n_events, flops)
+    counted = for_sampling(model, "int8") if int8 else model
+    reads = WeightReads(counted)
+    push_events(counted, start, n_events, reads)
+    return {"flops_per_token": flops.get_total_flops() / n_tokens, "weight_bytes_per_token": reads.bytes / n_tokens}
 
 
 def machine_limits(seconds: float = 1.0) -> dict:
@@ -188,7 +209,7 @@ def main() -> None:
     for (name, decoder), (model, batch, events) in samplers.items():
         if name == "notebook":
             continue
-        work = work_per_token(for_sampling(model) if decoder == "eager" else model, start)
+        work = work_per_token(model, start, int8=decoder in ("eager", "onnx"))  # both sample with 8-bit weights by default
         median = medians[(name, decoder)]
         line = {
             "model": name if name != "checkpoint" else (args.checkpoint or args.shape),

@@ -11,12 +11,13 @@
   (``weights``); what GPUs use;
 - ``auto``: ``onnx`` on a CPU when ONNX Runtime and the exporter are installed, else ``eager``.
 
-The exported and compiled steps are made once per model and weights: a model
-trained further in place (its parameters' versions change) is exported again.
+The exported, compiled and 8-bit copies are made once per model and weights: a
+model trained further in place (its parameters' versions change) gets new ones.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import weakref
 from typing import Any
@@ -57,7 +58,8 @@ def _weights_version(model: nn.Module) -> tuple:
 
 
 def _made_for(model: nn.Module, kind: str, make: Any) -> Any:
-    """What ``make(model)`` returns, kept for this model until its weights change."""
+    """What ``make(model)`` returns, kept for this model until its weights change
+    (it must not refer to the model, or the model would never be freed)."""
     entries = _made.setdefault(model, {})
     version = _weights_version(model)
     if kind not in entries or entries[kind][0] != version:
@@ -77,7 +79,7 @@ def onnx_twin(model: nn.Module, weights: str = "full") -> Any:
 def _compiled_runner(model: nn.Module) -> Any:
     from midilm.model.steps import TorchStepRunner
 
-    return TorchStepRunner(model, compiled=True)
+    return TorchStepRunner(copy.deepcopy(model), compiled=True)  # a copy: what is kept per model must not hold the model
 
 
 def sampling_decoder(model: nn.Module, batch_size: int, config: Any, *, cache: bool = True) -> EventDecoder:
@@ -94,6 +96,7 @@ def sampling_decoder(model: nn.Module, batch_size: int, config: Any, *, cache: b
     if choice == "compile":
         runner = _made_for(model, "compile", _compiled_runner)
         return STEP_DECODERS[model.step_family](runner, runner.shapes, model.config.context_events, model.config.vocab_size, batch_size)
-    from midilm.model.int8 import for_sampling
+    from midilm.model.int8 import wants_int8, with_int8_weights
 
-    return make_decoder(for_sampling(model, config.weights), batch_size)
+    sampled = _made_for(model, "eager-int8", with_int8_weights) if wants_int8(model, config.weights) else model
+    return make_decoder(sampled, batch_size)
