@@ -226,10 +226,11 @@ def main() -> None:
             "flops_per_token": round(work["flops_per_token"]),
             "weight_bytes_per_token": round(work["weight_bytes_per_token"]),
             **{k: round(v, 2) for k, v in limits.items()},
-            "fraction_of_matmul_flops": round(
-                work["flops_per_token"] * median["tokens_per_s"] * batch / 1e9 / limits["matmul_gflop_per_s"], 4
+            "fraction_of_matmul_flops": round(work["flops_per_token"] * median["tokens_per_s"] / 1e9 / limits["matmul_gflop_per_s"], 4),
+            # a step reads the weights once for the whole batch
+            "fraction_of_copy_bandwidth": round(
+                work["weight_bytes_per_token"] * median["tokens_per_s"] / batch / 1e9 / limits["copy_gb_per_s"], 4
             ),
-            "fraction_of_copy_bandwidth": round(work["weight_bytes_per_token"] * median["tokens_per_s"] / 1e9 / limits["copy_gb_per_s"], 4),
         }
         if ("notebook", "") in medians:
             line["notebook_tokens_per_s"] = round(medians[("notebook", "")]["tokens_per_s"], 2)
