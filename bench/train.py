@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from midilm import vocab
-from midilm.model import build_model, count_parameters, flops_per_token, preset_config
+from midilm.model import ModelConfig, build_model, count_parameters, flops_per_token, preset_config
 
 
 def random_events(rng: np.random.Generator, n_events: int) -> np.ndarray:
@@ -54,9 +54,9 @@ def make_batch(
 class Trainee:
     """One architecture's model, optimizer and fixed batch."""
 
-    def __init__(self, arch: str, args: argparse.Namespace, device: torch.device) -> None:
+    def __init__(self, arch: str, args: argparse.Namespace, device: torch.device, config: ModelConfig | None = None) -> None:
         self.arch = arch
-        config = preset_config(arch, args.preset)
+        config = config or preset_config(arch, args.preset)
         torch.manual_seed(args.seed)
         self.model = build_model(config).to(device).train()
         self.params = count_parameters(self.model)
@@ -65,7 +65,7 @@ class Trainee:
                 f"--window-events {args.window_events}: {arch} preset {args.preset} holds {self.model.config.context_events} events"
             )
         self.flops_per_token = flops_per_token(self.model.config, args.window_events)
-        self.step_fn = torch.compile(self.model) if args.compile else self.model
+        self.step_fn = torch.compile(self.model, backend=getattr(args, "compile_backend", "inductor")) if args.compile else self.model
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=3e-4, weight_decay=0.01)
         self.inputs, self.targets = make_batch(self.model, args.batch, args.window_events, np.random.default_rng(args.seed), device)
         self.tokens_per_step = self.targets.numel()

@@ -49,7 +49,7 @@ else
   fi
 fi
 
-step "installing midilm and its dependencies (music21, symusic, gradio, the test tools...)"
-"${PIP[@]}" install -e ".[app,tensorboard,dev]"
+step "installing midilm and its dependencies (music21, symusic, gradio, onnxruntime, the test tools...)"
+"${PIP[@]}" install -e ".[app,tensorboard,onnx,dev]"
 
 step "done: $(.venv/bin/midilm --version)"

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from midilm.errors import CheckpointError, ConfigError
+from midilm.model.onnx_model import MODEL_FILE, is_onnx_folder, load_onnx
 from midilm.train.checkpoint import WEIGHTS_FILE, LoadedModel, load_for_inference, read_meta, resolve_weights
 
 DEFAULT_MODEL_LABEL = "default model (shipped with midilm)"
@@ -64,7 +65,7 @@ def checkpoint_choices(runs_dir: Path, chosen: str | None = None) -> list[tuple[
 
 
 class ModelCache:
-    """Models by checkpoint file, each loaded once. A checkpoint rewritten since
+    """Models by checkpoint file (or ONNX export folder), each loaded once. A checkpoint rewritten since
     (a training still running saves a new ``best``) is loaded again."""
 
     def __init__(self, device: torch.device, capacity: int = CACHED_MODELS) -> None:
@@ -76,11 +77,13 @@ class ModelCache:
     def get(self, checkpoint: str | Path | None) -> LoadedModel:
         if not checkpoint or not str(checkpoint).strip():
             raise ConfigError("checkpoint: choose a model, or type the path of a run folder or weights file")
-        weights = resolve_weights(Path(str(checkpoint).strip()).expanduser())
+        path = Path(str(checkpoint).strip()).expanduser()
+        onnx = is_onnx_folder(path)
+        weights = path / MODEL_FILE if onnx else resolve_weights(path)
         key = (str(weights.resolve()), weights.stat().st_mtime_ns)
         with self._lock:
             if key not in self._models:
-                self._models[key] = load_for_inference(weights, self.device)
+                self._models[key] = load_onnx(path) if onnx else load_for_inference(weights, self.device)
                 while len(self._models) > self.capacity:
                     self._models.popitem(last=False)
             self._models.move_to_end(key)

@@ -1,18 +1,19 @@
-"""One press of Generate: load the model, build the start rows, sample, and
-write every sample as MIDI, WAV and piano roll for the page to show."""
+"""One press of Generate: load the model, build the start rows, sample (watched
+and stoppable), and write every sample as MIDI, WAV and piano roll for the page to show."""
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
-from midilm.sample import Controls, SamplingConfig, sample_events, start_rows
+from midilm.sample import Controls, SamplingConfig, start_rows
 from midilm.sample.output import STOP_REASONS, write_samples
 from midilm.sample.prompt import load_prompt
+from midilm.sample.sampler import EventSampler
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, unit)``: events generated, then samples rendered."""
@@ -76,51 +77,95 @@ class Generation:
         )
 
 
+class PieceRun:
+    """One press of Generate, watched while it samples: :meth:`events` samples
+    and reports progress, :meth:`live_piano_rolls` draws the pieces as they
+    stand, :meth:`stop` ends sampling early keeping what exists, and
+    :meth:`finish` writes the files."""
+
+    def __init__(self, models: ModelCache, request: GenerationRequest) -> None:
+        self.request = request
+        self.loaded = models.get(request.checkpoint)
+        prompt = None
+        if request.prompt is not None:
+            prompt = load_prompt(
+                request.prompt, self.loaded.run.data.tokenizer, events=request.prompt_events, seconds=request.prompt_seconds
+            )
+        self.sampler = EventSampler(self.loaded.model, request.sampling, start_rows(prompt, request.controls))
+        self._steps = self.sampler.steps()
+
+    def events(self) -> Iterator[int]:
+        """Sample; after each event, the number of events generated so far."""
+        try:
+            for _ in self._steps:
+                yield self.sampler.done
+        except KeyboardInterrupt:
+            self.sampler.stop_reason = "interrupted"
+
+    def stop(self) -> None:
+        """End sampling now; what was generated is kept for :meth:`finish`."""
+        self._steps.close()
+        self.sampler.stop_reason = "stopped"
+
+    def live_piano_rolls(self, folder: Path) -> list[Path]:
+        """Piano rolls of the samples as they stand, drawn into ``folder`` (replaced at each call)."""
+        from midilm.render import render_piano_roll
+
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for i, tokens in enumerate(self.sampler.result().samples):
+            path = folder / f"live-{i:02d}-{self.sampler.done}.png"
+            render_piano_roll(tokens, path, title=f"sample {i + 1}, {self.sampler.done} events so far")
+            paths.append(path)
+        return paths
+
+    def finish(self, out_root: Path, progress: Progress | None = None) -> Generation:
+        """Write every sample into a new folder under ``out_root``."""
+        result = self.sampler.result()
+        request = self.request
+        out_root.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))
+        settings = {
+            "checkpoint": str(self.loaded.source),
+            "arch": self.loaded.run.model.arch,
+            "sampling": request.sampling,
+            "controls": request.controls,
+            "prompt": None if request.prompt is None else request.prompt.name,
+        }
+        on_sample = None if progress is None else lambda i, n: progress(i, n, "samples rendered")
+        written = write_samples(
+            folder,
+            result,
+            settings,
+            seed=request.sampling.seed,
+            audio=True,
+            piano_roll=True,
+            prompt=request.prompt is not None,
+            on_sample=on_sample,
+        )
+        pieces = [
+            Piece(
+                index=i,
+                seed=sample.seed,
+                generated_events=sample.generated_events,
+                seconds=sample.seconds,
+                stopped_by=sample.stopped_by,
+                midi=sample.files["midi"],
+                audio=sample.files["audio"],
+                piano_roll=sample.files["piano_roll"],
+                tokens=sample.files["tokens"],
+                record=sample.files["record"],
+                notes=tuple(sample.notes),
+            )
+            for i, sample in enumerate(written)
+        ]
+        return Generation(pieces, folder, result.seconds, result.events_per_s, result.stop_reason)
+
+
 def generate_pieces(models: ModelCache, request: GenerationRequest, out_root: Path, progress: Progress | None = None) -> Generation:
     """Generate the request's samples into a new folder under ``out_root``."""
-    loaded = models.get(request.checkpoint)
-    prompt = None
-    if request.prompt is not None:
-        prompt = load_prompt(request.prompt, loaded.run.data.tokenizer, events=request.prompt_events, seconds=request.prompt_seconds)
-    start = start_rows(prompt, request.controls)
-    total = request.sampling.events
-    result = sample_events(
-        loaded.model, request.sampling, start, on_event=None if progress is None else lambda done: progress(done, total, "events")
-    )
-    out_root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))
-    settings = {
-        "checkpoint": str(loaded.source),
-        "arch": loaded.run.model.arch,
-        "sampling": request.sampling,
-        "controls": request.controls,
-        "prompt": None if request.prompt is None else request.prompt.name,
-    }
-    on_sample = None if progress is None else lambda i, n: progress(i, n, "samples rendered")
-    written = write_samples(
-        folder,
-        result,
-        settings,
-        seed=request.sampling.seed,
-        audio=True,
-        piano_roll=True,
-        prompt=request.prompt is not None,
-        on_sample=on_sample,
-    )
-    pieces = [
-        Piece(
-            index=i,
-            seed=sample.seed,
-            generated_events=sample.generated_events,
-            seconds=sample.seconds,
-            stopped_by=sample.stopped_by,
-            midi=sample.files["midi"],
-            audio=sample.files["audio"],
-            piano_roll=sample.files["piano_roll"],
-            tokens=sample.files["tokens"],
-            record=sample.files["record"],
-            notes=tuple(sample.notes),
-        )
-        for i, sample in enumerate(written)
-    ]
-    return Generation(pieces, folder, result.seconds, result.events_per_s, result.stop_reason)
+    run = PieceRun(models, request)
+    for done in run.events():
+        if progress is not None:
+            progress(done, request.sampling.events, "events")
+    return run.finish(out_root, progress)

@@ -7,7 +7,9 @@ results left in place (never a traceback, in the page or the terminal).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import gradio as gr
 from midilm import vocab
 from midilm.app import forms
 from midilm.app.checkpoints import ModelCache, checkpoint_choices
-from midilm.app.pieces import GenerationRequest, Piece, generate_pieces
+from midilm.app.pieces import GenerationRequest, Piece, PieceRun
 from midilm.errors import MidilmError
 from midilm.sample.config import PIECE_SECONDS, Controls, SamplingConfig
 
@@ -30,7 +32,12 @@ MODEL_CHOOSES = "model's choice"
 INTRO = """# midilm
 Generate music with a MIDI language model. Start from **controls** (instruments, drums, tempo, metre, key; leave
 them empty to let the model choose) or continue a **prompt MIDI** file, then press **Generate**."""
-RESULTS = "### Samples\nEach sample appears here with a player, its piano roll, MIDI and WAV downloads, and a button to continue from it."
+LIVE_EVERY_S = 1.0
+"""How often the page redraws the piano rolls while sampling."""
+RESULTS = (
+    "### Samples\nEach sample's piano roll grows here while it is sampled (**Stop** keeps what exists), then it gets a player, "
+    "MIDI and WAV downloads, and a button to continue from it."
+)
 
 
 @dataclass
@@ -96,8 +103,36 @@ def result_updates(pieces: list[Piece], index: int) -> list[Any]:
     return [gr.Group(visible=True), title, str(piece.audio), str(piece.piano_roll), [str(piece.midi), str(piece.audio)]]
 
 
-def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]:
-    """The Generate button's handler: page values in, status, result paths and slots out."""
+def live_updates(paths: list[Path], done: int, index: int) -> list[Any]:
+    """Result slot ``index`` while sampling: its piano roll so far, no player or downloads yet."""
+    if index >= len(paths):
+        return [gr.Group(visible=False), "", None, None, None]
+    return [gr.Group(visible=True), f"### Sample {index + 1} · sampling… {done} events so far", None, str(paths[index]), None]
+
+
+class StopRequests:
+    """Sessions whose Stop button was pressed while they sample (one flag per browser session)."""
+
+    def __init__(self) -> None:
+        self._asked: set[str] = set()
+
+    def ask(self, session: str) -> None:
+        self._asked.add(session)
+
+    def take(self, session: str) -> bool:
+        """Whether a stop was asked for, clearing the request."""
+        if session in self._asked:
+            self._asked.discard(session)
+            return True
+        return False
+
+
+def make_generate(
+    models: ModelCache, out_dir: Path, stops: StopRequests | None = None, live_every_s: float = LIVE_EVERY_S
+) -> Callable[..., Iterator[list[Any]]]:
+    """The Generate button's handler: page values in; while sampling, the piano
+    rolls so far every ``live_every_s`` seconds; then status, result paths and slots."""
+    stops = stops or StopRequests()
 
     def generate(
         checkpoint: str,
@@ -118,10 +153,13 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
         top_k: float,
         seconds: float,
         seed: str,
+        request: gr.Request | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the progress bar by this default)
-    ) -> list[Any]:
+    ) -> Iterator[list[Any]]:
+        session = request.session_hash if request is not None else ""
+        stops.take(session)  # a Stop pressed before this Generate does not count
         try:
-            request = GenerationRequest(
+            asked = GenerationRequest(
                 checkpoint=checkpoint,
                 sampling=forms.sampling_config(
                     num_samples=num_samples,
@@ -136,22 +174,36 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
                 controls=Controls(),
                 prompt=forms.chosen_prompt(mode == PROMPT_TAB, prompt_path),
             )
-            if request.prompt is not None:
-                request.prompt_events, request.prompt_seconds = forms.prompt_cut(events=prompt_events, seconds=prompt_seconds)
+            if asked.prompt is not None:
+                asked.prompt_events, asked.prompt_seconds = forms.prompt_cut(events=prompt_events, seconds=prompt_seconds)
             else:
-                request.controls = forms.controls(programs=programs, drums=drums, bpm=bpm, time_signature=time_signature, key=key)
-            generation = generate_pieces(
-                models,
-                request,
-                out_dir,
-                lambda done, total, unit: progress((done, total), desc="generating" if unit == "events" else "rendering", unit=unit),
-            )
+                asked.controls = forms.controls(programs=programs, drums=drums, bpm=bpm, time_signature=time_signature, key=key)
+            run = PieceRun(models, asked)
+            live_folder = Path(tempfile.mkdtemp(prefix="live-", dir=_made(out_dir)))
+            shown = time.monotonic()
+            for done in run.events():
+                progress((done, asked.sampling.events), desc="generating", unit="events")
+                if stops.take(session):
+                    run.stop()
+                    break
+                if time.monotonic() - shown >= live_every_s:
+                    paths = run.live_piano_rolls(live_folder)
+                    slots = [value for i in range(MAX_SAMPLES) for value in live_updates(paths, done, i)]
+                    yield [f"sampling: {done} of {asked.sampling.events} events", [], *slots]
+                    shown = time.monotonic()
+            generation = run.finish(out_dir, lambda done, total, unit: progress((done, total), desc="rendering", unit=unit))
         except MidilmError as exc:
-            return [problem(exc), *[gr.skip()] * (1 + SLOT_FIELDS * MAX_SAMPLES)]  # earlier results stay on the page
+            yield [problem(exc), *[gr.skip()] * (1 + SLOT_FIELDS * MAX_SAMPLES)]  # earlier results stay on the page
+            return
         slots = [value for i in range(MAX_SAMPLES) for value in result_updates(generation.pieces, i)]
-        return [generation.summary, [str(p.midi) for p in generation.pieces], *slots]
+        yield [generation.summary, [str(p.midi) for p in generation.pieces], *slots]
 
     return generate
+
+
+def _made(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @dataclass
@@ -264,7 +316,9 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
                 sampling = sampling_fields()
-                generate_button = gr.Button("Generate", variant="primary")
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", scale=3)
+                    stop_button = gr.Button("Stop", variant="stop", scale=1)
             with gr.Column(scale=4, min_width=420):
                 gr.Markdown(RESULTS)
                 status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
@@ -275,8 +329,14 @@ def build_app(settings: AppSettings) -> gr.Blocks:
         start.prompt_tab.select(lambda: PROMPT_TAB, outputs=mode)
         start.prompt_file.upload(on_upload, inputs=start.prompt_file, outputs=[start.prompt_file, start.prompt_info])
         start.prompt_file.clear(lambda: "", outputs=start.prompt_info)
+        stops = StopRequests()
+
+        def ask_stop(request: gr.Request) -> None:
+            stops.ask(request.session_hash)
+
+        stop_button.click(ask_stop, queue=False)
         generate_button.click(
-            make_generate(models, settings.out_dir),
+            make_generate(models, settings.out_dir, stops),
             inputs=[checkpoint, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
             outputs=[status, midi_paths, *(component for slot in slots for component in slot)],
             show_progress_on=status,

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
         metavar="RUN_OR_FILE",
-        help="run folder (its best, else last checkpoint), checkpoint folder or weights file (default: the model shipped with midilm)",
+        help="run folder (its best, else last checkpoint), checkpoint folder, weights file, or a folder of `midilm export --format onnx` (default: the model shipped with midilm)",
     )
     parser.add_argument("--out", metavar="DIR", help="folder for the samples (default: samples/TIME)")
     parser.add_argument("--prompt", metavar="IN.mid", help="continue this MIDI file (tokenized with the model's tokenizer options)")
@@ -69,11 +69,10 @@ def default_checkpoint() -> Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from midilm.runtime import resolve_device
     from midilm.sample import sample_events, start_rows
+    from midilm.sample.loading import load_sampling_model
     from midilm.sample.output import write_samples
     from midilm.sample.prompt import load_prompt
-    from midilm.train import load_for_inference
 
     config = apply_arguments(command_defaults(), args)
     if args.seconds and args.events is None:
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     controls = apply_arguments(Controls(), args)
     config.validate()
     checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    loaded = load_for_inference(checkpoint, resolve_device(args.device))
+    loaded = load_sampling_model(checkpoint, args.device)
     prompt = None
     if args.prompt:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     settings = {
         "checkpoint": str(loaded.source),
         "arch": loaded.run.model.arch,
-        "device": str(next(loaded.model.parameters()).device),
+        "device": loaded.device,
         "sampling": config,
         "controls": controls,
         "prompt": args.prompt,

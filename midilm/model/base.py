@@ -50,7 +50,10 @@ class MidilmModel(nn.Module, ABC):
     reference_decoder: ClassVar[type[EventDecoder]]
     """Recomputes the whole window for every token: the plain path the fast one is tested against."""
     cached_decoder: ClassVar[type[EventDecoder]]
-    """Decodes with a KV cache: what sampling uses."""
+    """Decodes with a KV cache: what sampling uses on GPUs, and the eager path on CPUs."""
+    step_family: ClassVar[str]
+    """Which step graphs (:data:`midilm.model.steps.STEP_GRAPHS`) and step decoder
+    (:data:`midilm.model.fast_decoding.STEP_DECODERS`) the ONNX and compiled paths use."""
 
     config: ModelConfig
 
@@ -73,6 +76,13 @@ class MidilmModel(nn.Module, ABC):
         products count 6 FLOPs per weight per token and attention
         ``12 * d_model * context`` per layer per token (the PaLM appendix B
         estimate, causal masking ignored; embeddings and norms not counted)."""
+
+    def sampling_decoder(self, batch_size: int, config: Any, *, cache: bool = True) -> EventDecoder:
+        """The decoder the sampler uses for ``batch_size`` samples under a
+        ``SamplingConfig`` (see :mod:`midilm.model.sampling`)."""
+        from midilm.model.sampling import sampling_decoder
+
+        return sampling_decoder(self, batch_size, config, cache=cache)
 
     @property
     def context_positions(self) -> int:
@@ -104,6 +114,7 @@ class FlatModel(MidilmModel):
     positions_per_event = vocab.EVENT_LEN
     reference_decoder = FlatReferenceDecoder
     cached_decoder = FlatCachedDecoder
+    step_family = "flat"
 
     @classmethod
     def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:
@@ -131,6 +142,7 @@ class EventModel(MidilmModel):
     positions_per_event = 1
     reference_decoder = HierReferenceDecoder
     cached_decoder = HierCachedDecoder
+    step_family = "event"
 
     @classmethod
     def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:

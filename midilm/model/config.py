@@ -104,6 +104,23 @@ positions, so that a preset costs about the same per window for every arch:
 512 positions are 64 events of a flat model and 512 events of ``hier``."""
 
 
+SKYTNT_MEDIUM = {
+    "arch": "hier",
+    "d_model": 1024,
+    "n_heads": 16,
+    "n_layers": 12,
+    "d_ff": 4096,
+    "token_layers": 3,
+    "token_heads": 4,
+    "token_d_ff": 1024,
+    "context_events": 1024,
+}
+"""The shape of SkyTNT's published ``tv2o-medium`` model (a LLaMA event level of
+12 layers, 16 heads, width 1024, feed-forward 4096; a token level of a quarter
+of the layers, heads and feed-forward), built with ``hier``'s classes, for
+benchmarks at the size people run."""
+
+
 def preset_config(arch: str, preset: str) -> ModelConfig:
     """The config of a named size preset for an architecture."""
     model_class = architecture(arch)

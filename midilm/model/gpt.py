@@ -61,6 +61,6 @@ class GPT(FlatModel):
 
     def _hidden(self, tokens: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         start = 0 if cache is None else cache.length
-        slots = torch.arange(start, start + tokens.size(1), device=tokens.device) % vocab.EVENT_LEN
+        slots = (start + torch.arange(tokens.size(1), device=tokens.device)) % vocab.EVENT_LEN
         x = self.embed_dropout(self.token_embed(tokens) + self.slot_embed(slots))  # (B, T, d)
         return self.stack(x, cache)  # (B, T, d)

@@ -62,11 +62,13 @@ def with_int8_weights(model: nn.Module) -> nn.Module:
     return quantized
 
 
-def for_sampling(model: nn.Module, weights: str = "auto") -> nn.Module:
-    """The model to sample with: ``auto`` quantizes on a CPU that has the
-    kernel and keeps full weights elsewhere (GPUs are not bound the same way);
-    ``int8`` and ``full`` force one or the other."""
+def wants_int8(model: nn.Module, weights: str = "auto") -> bool:
+    """Whether to sample with int8 weights: ``auto`` on a CPU that has the
+    kernel (GPUs are not bound the same way); ``int8`` and ``full`` force one or the other."""
     on_cpu = next(model.parameters()).device.type == "cpu"
-    if weights == "int8" or (weights == "auto" and on_cpu and has_int8_kernel()):
-        return with_int8_weights(model)
-    return model
+    return weights == "int8" or (weights == "auto" and on_cpu and has_int8_kernel())
+
+
+def for_sampling(model: nn.Module, weights: str = "auto") -> nn.Module:
+    """The model to sample with: an int8 copy when :func:`wants_int8`, else the model itself."""
+    return with_int8_weights(model) if wants_int8(model, weights) else model

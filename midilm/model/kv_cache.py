@@ -1,15 +1,30 @@
-"""A preallocated key/value cache for incremental decoding.
+"""Key/value caches for incremental decoding.
 
-Keys and values of every layer live in two tensors allocated once for the
-whole context, so a decoding step writes one position in place instead of
-concatenating (which would copy the whole history at every token).
+:class:`KVCache`: keys and values of every layer live in two tensors allocated
+once for the whole context, so a decoding step writes one position in place
+instead of concatenating (which would copy the whole history at every token).
+
+:class:`StepKVCache`: the same cache seen from one exported or compiled step:
+the past arrives as inputs (fixed capacity, the first ``start`` positions
+valid) and the new keys and values leave as outputs, for the caller to store.
+
+Attention layers talk to either through ``cache.attend(layer, q, k, v)`` and
+read the position of their first new token from ``cache.length`` (an int, or a
+0-d tensor in a step: compute positions as ``start + torch.arange(t)``). A
+model's cache (``model.new_cache``) is a :class:`KVCache` or an object whose
+attributes are :class:`KVCache` objects (``seed`` has two); :func:`step_cache`
+mirrors that structure for a step.
 """
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import torch
 
 from midilm.errors import ConfigError
+from midilm.model.attention import attention_past_and_new, causal_attention
 
 
 class KVCache:
@@ -47,8 +62,74 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = values
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
+    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Store the new positions' keys and values and attend over all of the layer's so far."""
+        n_past = self.length
+        all_keys, all_values = self.extend(layer, keys, values)
+        return causal_attention(q, all_keys, all_values, n_past)
+
     def advance(self, n_positions: int) -> None:
         self.length += n_positions
 
     def reset(self) -> None:
         self.length = 0
+
+
+class StepKVCache:
+    """One step's view of a cache: past keys and values per layer ``[B, H, C, hd]``
+    given as tensors, of which positions ``< start`` are valid; :attr:`new_keys`
+    and :attr:`new_values` collect what the step adds (``[B, H, t, hd]`` per layer)."""
+
+    def __init__(self, past_keys: list[torch.Tensor], past_values: list[torch.Tensor], start: torch.Tensor) -> None:
+        self.past_keys, self.past_values = past_keys, past_values
+        self.length = start
+        self.new_keys: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.new_values: list[torch.Tensor | None] = [None] * len(past_keys)
+
+    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        self.new_keys[layer], self.new_values[layer] = keys, values
+        return attention_past_and_new(q, self.past_keys[layer], self.past_values[layer], keys, values, self.length)
+
+    def advance(self, n_positions: int) -> None:
+        """The caller stores the new positions; nothing moves here."""
+
+    def reset(self) -> None:
+        """A step's view holds nothing of its own."""
+
+
+def cache_parts(cache: Any) -> list[KVCache]:
+    """The :class:`KVCache` objects of a model's cache, in a fixed order."""
+    if isinstance(cache, KVCache):
+        return [cache]
+    parts = [value for _, value in sorted(vars(cache).items()) if isinstance(value, KVCache)]
+    if not parts:
+        raise ConfigError(
+            f"model cache: {type(cache).__name__} holds no KVCache (a model's new_cache must return KVCaches or an object of them)"
+        )
+    return parts
+
+
+def layer_shapes(cache: Any) -> list[tuple[int, int, int]]:
+    """``(heads, capacity, head_dim)`` of every cached layer, part after part."""
+    return [(part.keys.size(2), part.capacity, part.keys.size(4)) for part in cache_parts(cache) for _ in range(part.keys.size(0))]
+
+
+def step_cache(cache: Any, past: list[torch.Tensor], start: torch.Tensor) -> tuple[Any, list[StepKVCache]]:
+    """A cache of the same structure as ``cache`` whose parts are
+    :class:`StepKVCache` objects over ``past`` (every layer's keys, then every
+    layer's values, in :func:`layer_shapes` order); and those parts."""
+    parts = cache_parts(cache)
+    n_layers = len(past) // 2
+    keys, values = past[:n_layers], past[n_layers:]
+    steps, first = [], 0
+    for part in parts:
+        count = part.keys.size(0)
+        steps.append(StepKVCache(keys[first : first + count], values[first : first + count], start))
+        first += count
+    if isinstance(cache, KVCache):
+        return steps[0], steps
+    mirrored = copy.copy(cache)
+    names = [name for name, value in sorted(vars(cache).items()) if isinstance(value, KVCache)]
+    for name, part in zip(names, steps, strict=True):
+        setattr(mirrored, name, part)
+    return mirrored, steps

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from midilm.errors import ConfigError
+from midilm.model.attention import causal_attention
 from midilm.model.kv_cache import KVCache
 
 INIT_STD = 0.02
@@ -33,12 +34,14 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), NORM_EPS).type_as(x)
 
 
-def rotary_tables(start: int, length: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(
+    start: int | torch.Tensor, length: int, head_dim: int, base: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cosines and sines ``[length, head_dim/2]`` (float32) for positions
     ``start .. start+length-1``. Computed per forward rather than stored as
     buffers, so that ``model.to(bfloat16)`` cannot round the angles."""
     inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    positions = torch.arange(start, start + length, device=device, dtype=torch.float32)
+    positions = start + torch.arange(length, device=device, dtype=torch.float32)  # start: an int, or a 0-d tensor in a traced step
     angles = torch.outer(positions, inv_freq)
     return angles.cos(), angles.sin()
 
@@ -49,18 +52,6 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     first, second = x32.chunk(2, dim=-1)
     rotated = torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
     return rotated.type_as(x)
-
-
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int) -> torch.Tensor:
-    """Attention of ``t`` new queries ``[B, H, t, hd]`` over ``n_past + t`` keys,
-    each query seeing the past and the new keys up to its own position."""
-    t = q.size(2)
-    if n_past == 0:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    if t == 1:
-        return F.scaled_dot_product_attention(q, k, v)
-    allowed = torch.ones(t, n_past + t, dtype=torch.bool, device=q.device).tril(diagonal=n_past)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
 
 
 class Attention(nn.Module):
@@ -75,11 +66,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
         q, k = apply_rotary(qkv[:2], *rope)
         v = qkv[2]
-        n_past = 0
-        if cache is not None:
-            n_past = cache.length
-            k, v = cache.extend(layer, k, v)
-        y = causal_attention(q, k, v, n_past)  # (B, H, T, hd)
+        y = causal_attention(q, k, v, 0) if cache is None else cache.attend(layer, q, k, v)  # (B, H, T, hd)
         return self.proj(y.transpose(1, 2).reshape(batch, length, width))
 
 

@@ -23,7 +23,6 @@ from midilm.errors import CheckpointError, ConfigError
 from midilm.model.base import FlatModel
 from midilm.model.config import ModelConfig
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import causal_attention
 
 NOTEBOOK_DROPOUT = 0.1
 NOTEBOOK_POSITIONS = 576
@@ -105,7 +104,7 @@ class SeedModel(FlatModel):
         ``[B, V]`` of the token that follows them, as :meth:`forward` over the
         whole history gives them in eval mode (this path has no dropout)."""
         start = cache.length
-        positions = torch.arange(start, start + tokens.size(1), device=tokens.device)
+        positions = start + torch.arange(tokens.size(1), device=tokens.device)
         memory = self.token_emb(tokens) + self.pos_emb(positions)  # (B, t, d)
         x = memory
         for index, layer in enumerate(self.transformer.layers):
@@ -130,9 +129,7 @@ def _cached_attention(
         return x.view(batch, length, heads, width // heads).transpose(1, 2)  # (B, H, t, hd)
 
     q = split_heads(F.linear(query_input, w_q, b_q))
-    n_past = cache.length
-    k, v = cache.extend(layer, split_heads(F.linear(key_input, w_k, b_k)), split_heads(F.linear(key_input, w_v, b_v)))
-    y = causal_attention(q, k, v, n_past)
+    y = cache.attend(layer, q, split_heads(F.linear(key_input, w_k, b_k)), split_heads(F.linear(key_input, w_v, b_v)))
     return attention.out_proj(y.transpose(1, 2).reshape(batch, length, width))
 
 

@@ -14,6 +14,7 @@ _EXPORTS = {
     "generate": "midilm.sample.sampler",
     "sample_events": "midilm.sample.sampler",
     "start_rows": "midilm.sample.sampler",
+    "stream": "midilm.sample.sampler",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -53,11 +53,18 @@ class SamplingConfig:
     weights: str = field(
         default="auto",
         metadata={
-            "help": "auto: int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose",
+            "help": "eager decoder: auto uses int8 weights on a CPU (about 2x faster, log-probabilities within ~0.02), full elsewhere; int8 or full to choose",
             "choices": ("auto", "int8", "full"),
         },
     )
 
+    decoder: str = field(
+        default="auto",
+        metadata={
+            "help": "what computes the logits: auto (onnx on a CPU when onnxruntime is installed, else eager), onnx (ONNX Runtime), compile (torch.compile), eager (PyTorch; the GPU path)",
+            "choices": ("auto", "onnx", "compile", "eager"),
+        },
+    )
     threads: int = field(
         default=1,
         metadata={
@@ -77,6 +84,7 @@ class SamplingConfig:
             (0 < self.top_p <= 1, f"top_p must be in (0, 1] (got {self.top_p})"),
             (self.top_k >= 0, f"top_k must be >= 0 (got {self.top_k})"),
             (self.weights in ("auto", "int8", "full"), f"weights must be auto, int8 or full (got {self.weights!r})"),
+            (self.decoder in ("auto", "onnx", "compile", "eager"), f"decoder must be auto, onnx, compile or eager (got {self.decoder!r})"),
         ]
         for ok, message in checks:
             if not ok:

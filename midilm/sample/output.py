@@ -17,6 +17,7 @@ STOP_REASONS = {
     "events": "stopped at the event limit",
     "seconds": "stopped at the seconds limit",
     "interrupted": "stopped by Ctrl-C",
+    "stopped": "stopped with the Stop button",
 }
 """Why a sample stopped, as a user reads it, by the sampler's stop reason."""
 
@@ -31,7 +32,7 @@ class WrittenSample:
     seconds: float
     """How long the whole piece (prompt included) lasts."""
     stopped_by: str
-    """``eos``, ``events``, ``seconds`` or ``interrupted`` (keys of :data:`STOP_REASONS`)."""
+    """``eos``, ``events``, ``seconds``, ``interrupted`` or ``stopped`` (keys of :data:`STOP_REASONS`)."""
     notes: list[str] = field(default_factory=list)
     """Things to say about the files, such as a WAV shorter than the piece."""
 

@@ -6,21 +6,26 @@ tokens that make a decodable row, and each sample draws from its own seeded
 generator. Slots that admit one token only (PAD past an event's end, finished
 samples) are filled without sampling. The decoder slides its window when the
 context is full, so pieces can be longer than the model's context.
+
+The model supplies the decoder (``model.sampling_decoder``): a torch model's
+(ONNX Runtime on a CPU by default, eager PyTorch on a GPU) or an ONNX export's.
+Everything else here runs on numpy, with the logits' own array type only for
+the masked choice (:mod:`midilm.sample.arrays`), so sampling an export never
+imports torch. :func:`stream` yields rows as they are sampled.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
 from midilm import vocab
 from midilm.errors import ConfigError
+from midilm.sample.arrays import array_ops
 from midilm.sample.choose import choose, make_generators
 from midilm.sample.clock import MusicClock
 from midilm.sample.config import Controls, SamplingConfig
@@ -64,25 +69,14 @@ def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = Non
     return np.concatenate([BOS_ROW[None, :], extra])
 
 
-@contextmanager
-def cpu_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch CPU threads (0: leave the setting alone)."""
-    previous = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 class Constraint(Protocol):
     """A rule on what may be sampled, applied through the masks while sampling
-    (never by filtering afterwards). Every method may return None for "no rule now"."""
+    (never by filtering afterwards). Every method may return None for "no rule now".
+    Everything is numpy, whatever computes the logits."""
 
-    def slot_mask(self, slot: int, row: torch.Tensor, event_index: torch.Tensor) -> torch.Tensor | None:
-        """An additive mask ``[B, V]`` (0 or -inf) for ``slot``, given each
-        sample's tokens so far in this event (``row[:, :slot]``) and event type (0..5)."""
+    def slot_mask(self, slot: int, row: np.ndarray, event_index: np.ndarray) -> np.ndarray | None:
+        """An additive mask ``[B, V]`` (float32, 0 or -inf) for ``slot``, given each
+        sample's tokens so far in this event (``row[:, :slot]``, int64) and event type (0..5)."""
 
     def forced_rows(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(which [B] bool, rows [B, 8])``: rows to write at this event step instead of sampling."""
@@ -95,11 +89,17 @@ class EventSampler:
     """One sampling run over a batch: decoder, grammar, generators, clock and
     the rows each sample has so far. :meth:`steps` takes one event row per
     sample at a time and yields it, so callers can stream; :meth:`result`
-    collects what was generated."""
+    collects what was generated.
+
+    ``model`` is anything with ``sampling_decoder(batch_size, config, cache=)``:
+    a torch model (:class:`midilm.model.base.MidilmModel`) or an exported one
+    (:class:`midilm.model.onnx_model.OnnxModel`). The algorithm is the same for
+    both; its arrays are those of the decoder's logits (:mod:`midilm.sample.arrays`).
+    """
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Any,
         config: SamplingConfig,
         start: np.ndarray,
         *,
@@ -109,11 +109,9 @@ class EventSampler:
         config.validate()
         self.model, self.config, self.start, self.cache = model, config, start, cache
         self.constraints = list(constraints)
-        self.device = next(model.parameters()).device
         batch = config.num_samples
-        self.grammar = GrammarMask(self.device)
-        self.generators = make_generators(config, self.device)
-        self.finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        self.generators = make_generators(config)
+        self.finished = np.zeros(batch, dtype=bool)
         self.clock = MusicClock(batch)
         for row in start:
             self.clock.advance(np.repeat(row[None, :], batch, axis=0))
@@ -127,34 +125,30 @@ class EventSampler:
         """Event rows ``[B, 8]``, one per step, until the event or seconds limit or
         every sample has ended; :attr:`stop_reason` says which. Rows of samples
         that had already ended are PAD."""
-        from midilm.model import make_decoder
-        from midilm.model.int8 import for_sampling
-
         config, batch = self.config, self.config.num_samples
-        self.model.eval()
-        with torch.inference_mode(), cpu_threads(config.threads if self.device.type == "cpu" else 0):
-            decoder = make_decoder(for_sampling(self.model, config.weights) if self.cache else self.model, batch, cache=self.cache)
-            decoder.prefill(
-                torch.as_tensor(self.start.astype(np.int64), device=self.device).unsqueeze(0).expand(batch, -1, -1).contiguous()
-            )
+        decoder = self.model.sampling_decoder(batch, config, cache=self.cache)
+        with decoder.running(config.threads):
+            decoder.prefill(np.broadcast_to(self.start.astype(np.int64), (batch, *self.start.shape)))
+            ops = array_ops(decoder.logits())
+            grammar = GrammarMask(ops)
             self.stop_reason = "events"
             while self.done < config.events:
-                row = self._sample_row(decoder, eos_allowed=self.done >= config.min_events)
-                active = (~self.finished).cpu().numpy()
-                row_np = row.cpu().numpy().astype(vocab.TOKEN_DTYPE)
+                row = self._sample_row(decoder, grammar, ops, eos_allowed=self.done >= config.min_events)
+                active = ~self.finished
+                row_np = row.astype(vocab.TOKEN_DTYPE)
                 ended = active & (row_np[:, 0] == vocab.EOS)
                 for b in np.flatnonzero(active):
                     self.rows[b].append(row_np[b])
-                self.finished |= torch.as_tensor(ended, device=self.device)
+                self.finished |= ended
                 self.done += 1
                 self.clock.advance(row_np, active & ~ended)
                 for constraint in self.constraints:
                     constraint.observe(row_np, active)
                 yield row_np
-                if bool(self.finished.all()):
+                if self.finished.all():
                     self.stop_reason = "eos"
                     return
-                going = ~self.finished.cpu().numpy()
+                going = ~self.finished
                 if config.seconds and bool(np.all((self.clock.seconds - self.start_seconds)[going] >= config.seconds)):
                     self.stop_reason = "seconds"
                     return
@@ -165,48 +159,48 @@ class EventSampler:
         generated = [sum(1 for x in r if x[0] != vocab.EOS) for r in self.rows]
         return GenerationResult(samples, len(self.start), generated, time.perf_counter() - self.began, self.stop_reason)
 
-    def _sample_row(self, decoder: Any, *, eos_allowed: bool) -> torch.Tensor:
+    def _sample_row(self, decoder: Any, grammar: GrammarMask, ops: Any, *, eos_allowed: bool) -> np.ndarray:
         """One event row per sample: slot by slot, sampling only where the grammar
         and the constraints leave a choice; forced rows are written as given."""
-        finished, device = self.finished, self.device
+        finished = self.finished
         batch = finished.shape[0]
         forcing, forced_rows = self._forced_rows(batch)
-        event_index = torch.zeros(batch, dtype=torch.long, device=device)
-        row = torch.zeros(batch, vocab.EVENT_LEN, dtype=torch.long, device=device)
+        event_index = np.zeros(batch, dtype=np.int64)
+        row = np.zeros((batch, vocab.EVENT_LEN), dtype=np.int64)
         for slot in range(vocab.EVENT_LEN):
-            single = self.grammar.forced(slot, event_index, finished) | forcing
-            if bool(single.all()):
-                token = torch.where(forcing, forced_rows[:, slot], 0)  # PAD where nothing is forced
+            single = grammar.forced(slot, event_index, finished) | forcing
+            if single.all():
+                token = np.where(forcing, forced_rows[:, slot], vocab.PAD)
             else:
-                mask = self.grammar.for_slot(slot, event_index, eos_allowed, finished)
+                mask = grammar.for_slot(slot, event_index, eos_allowed, finished)
                 for constraint in self.constraints:
                     extra = constraint.slot_mask(slot, row, event_index)
                     if extra is not None:
-                        mask = mask + extra
-                token = choose(decoder.logits(), mask, self.config, self.generators, skip=single)
-                token = torch.where(forcing, forced_rows[:, slot], token)
+                        mask = mask + ops.asarray(np.asarray(extra, dtype=np.float32))
+                token = choose(decoder.logits(), mask, self.config, self.generators, single, ops)
+                token = np.where(forcing, forced_rows[:, slot], token)
             decoder.push(token)
             row[:, slot] = token
             if slot == 0:
-                event_index = (token - vocab.FIRST_EVENT_ID).clamp(0, len(vocab.EVENT_NAMES) - 1)
+                event_index = np.clip(token - vocab.FIRST_EVENT_ID, 0, len(vocab.EVENT_NAMES) - 1)
                 finished = finished | (token == vocab.EOS)  # the rest of an EOS row is PAD
         return row
 
-    def _forced_rows(self, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forced_rows(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Which samples write a given row at this step, and those rows (the last constraint that asks wins)."""
-        forcing = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        rows = torch.zeros(batch, vocab.EVENT_LEN, dtype=torch.long, device=self.device)
+        forcing = np.zeros(batch, dtype=bool)
+        rows = np.zeros((batch, vocab.EVENT_LEN), dtype=np.int64)
         for constraint in self.constraints:
             asked = constraint.forced_rows()
             if asked is not None:
-                which = torch.as_tensor(asked[0], device=self.device) & ~self.finished
-                rows = torch.where(which[:, None], torch.as_tensor(asked[1].astype(np.int64), device=self.device), rows)
+                which = np.asarray(asked[0], dtype=bool) & ~self.finished
+                rows = np.where(which[:, None], np.asarray(asked[1]).astype(np.int64), rows)
                 forcing |= which
         return forcing, rows
 
 
 def sample_events(
-    model: torch.nn.Module,
+    model: Any,
     config: SamplingConfig,
     start: np.ndarray,
     *,
@@ -231,8 +225,30 @@ def sample_events(
     return sampler.result()
 
 
+def stream(
+    model: Any,
+    config: SamplingConfig | None = None,
+    prompt: np.ndarray | None = None,
+    controls: Controls | None = None,
+) -> Iterator[np.ndarray]:
+    """Generate one sample and yield each event row ``[8]`` as soon as it is
+    sampled (Python API; the arguments of :func:`generate`, ``num_samples`` 1).
+
+    With the same settings and seed the rows are exactly those :func:`generate`
+    returns after the start rows (the EOS row last if the model ends the piece).
+    Stopping early (``break``, ``close()``, Ctrl-C in the loop) leaves nothing
+    behind: the thread setting is restored and the rows yielded so far are whole.
+    """
+    config = config or SamplingConfig()
+    if config.num_samples != 1:
+        raise ConfigError(f"stream: yields the rows of one sample; num_samples must be 1 (got {config.num_samples})")
+    sampler = EventSampler(model, config, start_rows(prompt, controls))
+    for rows in sampler.steps():
+        yield rows[0]
+
+
 def generate(
-    model: torch.nn.Module,
+    model: Any,
     config: SamplingConfig | None = None,
     prompt: np.ndarray | None = None,
     controls: Controls | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -56,7 +57,9 @@ def test_a_prompt_is_cut_and_kept_verbatim(models: ModelCache, tiny_run: Path, p
 
 def test_without_a_seed_each_press_draws_a_fresh_one(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
     generate = ui.make_generate(models, tmp_path)
-    presses = [generate(**page_values(checkpoint=str(tiny_run), num_samples=1.0, seed=""), progress=no_progress) for _ in range(2)]
+    presses = [
+        list(generate(**page_values(checkpoint=str(tiny_run), num_samples=1.0, seed=""), progress=no_progress))[-1] for _ in range(2)
+    ]
     titles = [slots[1] for _, _, *slots in presses]
     seeds = [int(title.split("seed ")[1].split(" ")[0]) for title in titles]
     assert seeds[0] != seeds[1]
@@ -95,7 +98,7 @@ def no_progress(*args: object, **kwargs: object) -> None:
 
 def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
     generate = ui.make_generate(models, tmp_path)
-    status, midi_paths, *slots = generate(**page_values(checkpoint=str(tiny_run)), progress=lambda *args, **kwargs: None)
+    status, midi_paths, *slots = list(generate(**page_values(checkpoint=str(tiny_run)), progress=no_progress))[-1]
     assert status.startswith("3 sample(s), 18 events in") and len(midi_paths) == 3
     assert len(slots) == 5 * ui.MAX_SAMPLES
     group, title, audio, roll, downloads = slots[5 * 2 : 5 * 3]
@@ -116,7 +119,7 @@ def test_the_generate_handler_fills_one_slot_per_sample(models: ModelCache, tiny
 )
 def test_mistakes_show_as_messages_in_the_page(models: ModelCache, tmp_path: Path, capfd, changes: dict, message: str) -> None:
     generate = ui.make_generate(models, tmp_path)
-    status, *others = generate(**page_values(**changes), progress=no_progress)  # returns, so Gradio shows no "Error" pill
+    status, *others = list(generate(**page_values(**changes), progress=no_progress))[-1]  # a message, so Gradio shows no "Error" pill
     assert status.startswith("⚠️ **Nothing generated.**") and message in status
     assert len(others) == 1 + ui.SLOT_FIELDS * ui.MAX_SAMPLES and all(o == {"__type__": "update"} for o in others)  # results stay
     assert "Traceback" not in capfd.readouterr().err
@@ -150,3 +153,38 @@ def test_rescanning_finds_runs_saved_since_the_page_opened(tiny_run: Path, tmp_p
     assert ui.rescanned(settings).choices == [] and "no model found" in ui.rescanned(settings).info
     shutil.copytree(tiny_run, settings.runs_dir / "new")
     assert [value for _, value in ui.rescanned(settings).choices] == [str(settings.runs_dir / "new")]
+
+
+def test_the_piano_rolls_grow_while_sampling_and_stop_keeps_what_exists(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
+    stops = ui.StopRequests()
+    generate = ui.make_generate(models, tmp_path, stops, live_every_s=0.0)
+    request = gr.Request(session_hash="me")
+    updates = generate(
+        **page_values(checkpoint=str(tiny_run), num_samples=2.0, events=64.0, min_events=64.0),
+        request=request,
+        progress=lambda *a, **k: None,
+    )
+    first, second = next(updates), next(updates)
+    for update, events in ((first, 1), (second, 2)):
+        status, midi_paths, *slots = update
+        assert status == f"sampling: {events} of 64 events" and midi_paths == []
+        group, title, audio, roll, downloads = slots[5:10]
+        assert group.visible and title == f"### Sample 2 · sampling… {events} events so far" and audio is None and downloads is None
+        assert Path(roll).read_bytes()[:4] == b"\x89PNG"
+    stops.ask("me")
+    status, midi_paths, *slots = list(updates)[-1]
+    assert status.startswith("2 sample(s), 6 events") and len(midi_paths) == 2
+    assert all(slots[5 * i + 1].endswith("stopped with the Stop button") for i in range(2))
+    assert len(np.load(Path(midi_paths[0]).with_suffix(".npy"))) == 1 + 2 + 3  # BOS, piano and drums, the events sampled before Stop
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="the [onnx] extra is not installed")
+def test_an_onnx_export_generates_in_the_app(models: ModelCache, tiny_run: Path, tmp_path: Path) -> None:
+    from midilm.cli import main
+
+    folder = tmp_path / "exported"
+    assert main(["export", str(tiny_run), "--format", "onnx", "--out", str(folder)]) == 0
+    request = GenerationRequest(str(folder), SamplingConfig(events=6, min_events=6, seed=2), Controls(instruments="piano"))
+    (piece,) = generate_pieces(models, request, tmp_path / "out").pieces
+    assert piece.generated_events == 6 and piece.piano_roll.read_bytes()[:4] == b"\x89PNG"
+    assert json.loads(piece.record.read_text())["checkpoint"] == str(folder)

@@ -19,13 +19,13 @@ class LowPitchesOnly:
     """Notes below middle C, through the pitch slot's mask."""
 
     def __init__(self) -> None:
-        self.mask = torch.zeros(vocab.VOCAB_SIZE)
-        self.mask[vocab.PARAM_OFFSET["pitch"] + 60 : vocab.PARAM_OFFSET["pitch"] + 128] = float("-inf")
+        self.mask = np.zeros(vocab.VOCAB_SIZE, dtype=np.float32)
+        self.mask[vocab.PARAM_OFFSET["pitch"] + 60 : vocab.PARAM_OFFSET["pitch"] + 128] = -np.inf
 
-    def slot_mask(self, slot: int, row: torch.Tensor, event_index: torch.Tensor) -> torch.Tensor | None:
+    def slot_mask(self, slot: int, row: np.ndarray, event_index: np.ndarray) -> np.ndarray | None:
         if slot != PITCH_SLOT:
             return None
-        return torch.where((event_index == NOTE)[:, None], self.mask, torch.zeros(vocab.VOCAB_SIZE))
+        return np.where((event_index == NOTE)[:, None], self.mask, np.float32(0))
 
     def forced_rows(self):
         return None

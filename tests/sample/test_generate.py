@@ -131,12 +131,12 @@ def test_onset_seconds_follows_tempo_changes() -> None:
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_sampling_runs_on_its_own_cpu_threads_and_restores_the_setting(threads: int) -> None:
+def test_eager_sampling_runs_on_its_own_cpu_threads_and_restores_the_setting(threads: int) -> None:
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     seen: list[int] = []
     try:
-        config = SamplingConfig(events=3, min_events=3, threads=threads)
+        config = SamplingConfig(events=3, min_events=3, threads=threads, decoder="eager")
         sample_events(tiny("gpt"), config, start_rows(), on_event=lambda n: seen.append(torch.get_num_threads()))
         assert seen == [threads] * 3
         assert torch.get_num_threads() == 2
