@@ -30,6 +30,8 @@ class GenerationRequest:
     prompt: Path | None = None
     prompt_events: int = 0
     prompt_seconds: float = 0.0
+    adapter: str = ""
+    """A LoRA adapter folded into the checkpoint ("": none)."""
 
 
 @dataclass
@@ -71,7 +73,7 @@ class Generation:
 
 def generate_pieces(models: ModelCache, request: GenerationRequest, out_root: Path, progress: Progress | None = None) -> Generation:
     """Generate the request's samples into a new folder under ``out_root``."""
-    loaded = models.get(request.checkpoint)
+    loaded = models.get(request.checkpoint, request.adapter)
     prompt = None
     if request.prompt is not None:
         prompt = load_prompt(request.prompt, loaded.run.data.tokenizer, events=request.prompt_events, seconds=request.prompt_seconds)

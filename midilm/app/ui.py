@@ -15,7 +15,7 @@ import gradio as gr
 
 from midilm import vocab
 from midilm.app import forms
-from midilm.app.checkpoints import ModelCache, checkpoint_choices
+from midilm.app.checkpoints import ModelCache, adapter_choices, checkpoint_choices
 from midilm.app.pieces import GenerationRequest, Piece, generate_pieces
 from midilm.errors import MidilmError
 from midilm.sample.config import Controls, SamplingConfig
@@ -37,6 +37,7 @@ class AppSettings:
     out_dir: Path = field(metadata={"help": "folder that receives one subfolder of samples per press of Generate"})
     runs_dir: Path = field(default=Path("runs"), metadata={"help": "folder whose runs are offered as checkpoints"})
     checkpoint: str | None = field(default=None, metadata={"help": "checkpoint chosen when the page opens"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter chosen when the page opens"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
 
 
@@ -47,10 +48,11 @@ def checkpoint_hint(runs_dir: Path, *, found: bool) -> str:
     return f"no model found (none shipped, no run under {runs_dir}/): type the path of a run folder or weights file, or train one with `midilm train`"
 
 
-def rescanned(settings: AppSettings) -> gr.Dropdown:
-    """The checkpoint list again, with runs saved since the page opened."""
+def rescanned(settings: AppSettings) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The checkpoint and adapter lists again, with runs saved since the page opened."""
     choices = checkpoint_choices(settings.runs_dir, settings.checkpoint)
-    return gr.Dropdown(choices=choices, info=checkpoint_hint(settings.runs_dir, found=bool(choices)))
+    checkpoints = gr.Dropdown(choices=choices, info=checkpoint_hint(settings.runs_dir, found=bool(choices)))
+    return checkpoints, gr.Dropdown(choices=adapter_choices(settings.runs_dir, settings.adapter))
 
 
 def rejection(error: MidilmError) -> str:
@@ -88,6 +90,7 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
 
     def generate(
         checkpoint: str,
+        adapter: str,
         mode: str,
         prompt_path: str | None,
         prompt_events: float,
@@ -109,6 +112,7 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
         try:
             request = GenerationRequest(
                 checkpoint=checkpoint,
+                adapter=adapter,
                 sampling=forms.sampling_config(
                     num_samples=num_samples,
                     events=events,
@@ -240,6 +244,14 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                     label="Checkpoint",
                     info=checkpoint_hint(settings.runs_dir, found=bool(choices)),
                 )
+                adapters = adapter_choices(settings.runs_dir, settings.adapter)
+                adapter = gr.Dropdown(
+                    adapters,
+                    value=settings.adapter or "",
+                    allow_custom_value=True,
+                    label="LoRA adapter",
+                    info="folded into the checkpoint above (its base); LoRA runs in the checkpoint list bring their own",
+                )
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
                 sampling = sampling_fields()
@@ -249,14 +261,14 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
                 slots, continue_buttons = result_slots()
 
-        rescan.click(lambda: rescanned(settings), outputs=checkpoint)
+        rescan.click(lambda: rescanned(settings), outputs=[checkpoint, adapter])
         start.controls_tab.select(lambda: CONTROLS_TAB, outputs=mode)
         start.prompt_tab.select(lambda: PROMPT_TAB, outputs=mode)
         start.prompt_file.upload(on_upload, inputs=start.prompt_file, outputs=[start.prompt_file, start.prompt_info])
         start.prompt_file.clear(lambda: "", outputs=start.prompt_info)
         generate_button.click(
             make_generate(models, settings.out_dir),
-            inputs=[checkpoint, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
+            inputs=[checkpoint, adapter, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
             outputs=[status, midi_paths, *(component for slot in slots for component in slot)],
             show_progress_on=status,
         )

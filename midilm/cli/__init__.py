@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "midilm.cli.train",
     "generate": "midilm.cli.generate",
     "evaluate": "midilm.cli.evaluate",
+    "export": "midilm.cli.export",
     "app": "midilm.cli.app",
 }
 """Subcommand name -> module; a module that does not exist yet is left out of

@@ -15,6 +15,8 @@ or continuing a MIDI prompt. Every sample is written as MIDI and as its token ar
 examples:
   midilm generate                                   (the bundled default model, one sample)
   midilm generate --checkpoint runs/gpt --num-samples 4 --audio --piano-roll --out samples
+  midilm generate --checkpoint hf:skytnt/midi-model-tv2o-medium --instruments piano,violin --bpm 100
+  midilm generate --checkpoint runs/lora                     (a LoRA run: its base with the adapter folded in)
   midilm generate --instruments piano,violin --drums standard --bpm 96 --key Dm --time-signature 3/4
   midilm generate --prompt song.mid --prompt-seconds 10 --seconds 30
 """
@@ -25,9 +27,11 @@ UNLIMITED_EVENTS = 1_000_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        metavar="RUN_OR_FILE",
-        help="run folder (its best, else last checkpoint), checkpoint folder or weights file (default: the model shipped with midilm)",
+        metavar="MODEL",
+        help="run folder (its best, else last checkpoint), LoRA run, checkpoint folder, weights file, exported or SkyTNT folder, "
+        "or hf:OWNER/NAME[@REVISION] (default: the model shipped with midilm)",
     )
+    parser.add_argument("--lora-adapter", metavar="DIR", help="fold this LoRA adapter (peft format, e.g. SkyTNT's) into the model")
     parser.add_argument("--out", metavar="DIR", help="folder for the samples (default: samples/TIME)")
     parser.add_argument("--prompt", metavar="IN.mid", help="continue this MIDI file (tokenized with the model's tokenizer options)")
     cut = parser.add_mutually_exclusive_group()
@@ -44,15 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_checkpoint() -> Path:
-    """The model that ships inside the package, so a fresh install makes music at once."""
-    from importlib.resources import files
+    """The model that ships inside the package (an exported folder), so a fresh install makes music at once."""
+    from midilm.hub.sources import shipped_model
 
-    from midilm.errors import CheckpointError
-
-    path = Path(str(files("midilm") / "assets" / "default-model.safetensors"))
-    if not path.is_file():
-        raise CheckpointError(f"no default model installed at {path}; pass --checkpoint RUN (train one with `midilm train`)")
-    return path
+    return shipped_model()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
         config.events = UNLIMITED_EVENTS
     controls = apply_arguments(Controls(), args)
     config.validate()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    loaded = load_for_inference(checkpoint, resolve_device(args.device))
+    loaded = load_for_inference(args.checkpoint, resolve_device(args.device), adapter=args.lora_adapter)
     prompt = None
     if args.prompt:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)

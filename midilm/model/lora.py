@@ -62,7 +62,7 @@ class LoRALinear(nn.Module):
 
 def merged_weight(weight: torch.Tensor, a: torch.Tensor, b: torch.Tensor, scaling: float) -> torch.Tensor:
     """``W + scaling * B A``, computed in float32 and returned in ``W``'s dtype."""
-    return (weight.float() + scaling * (b.float() @ a.float())).to(weight.dtype)
+    return (weight.double() + scaling * (b.double() @ a.double())).to(weight.dtype)
 
 
 def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
