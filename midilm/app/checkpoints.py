@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from midilm.errors import CheckpointError, ConfigError
-from midilm.hub.sources import ADAPTER, EXPORTED, RUN, SKYTNT, checkpoint_files, resolve
+from midilm.hub.adapters import read_adapter
+from midilm.hub.sources import ADAPTER, EXPORTED, SKYTNT, checkpoint_files, recorded_base, resolve
 from midilm.train.checkpoint import ADAPTER_WEIGHTS_FILE, WEIGHTS_FILE, LoadedModel, load_for_inference, read_meta, resolve_weights
 
 DEFAULT_MODEL_LABEL = "default model (shipped with midilm)"
@@ -29,17 +30,23 @@ def shipped_model() -> Path | None:
         return None
 
 
-def find_runs(runs_dir: Path, kinds: tuple[str, ...] = (RUN, EXPORTED, SKYTNT, ADAPTER)) -> list[Path]:
-    """Folders in ``runs_dir`` (itself included) that hold a model of one of
-    ``kinds`` (runs, exported and SkyTNT folders, LoRA runs and adapters), the most recently saved first."""
+def find_runs(runs_dir: Path, *, adapters_only: bool = False) -> list[Path]:
+    """Folders in ``runs_dir`` (itself included) that hold a model (runs, exported
+    and SkyTNT folders, LoRA runs and adapters that name their base), or with
+    ``adapters_only`` every LoRA adapter, the most recently saved first."""
     if not runs_dir.is_dir():
         return []
     found: dict[Path, float] = {}
     for folder in [runs_dir, *sorted(p for p in runs_dir.iterdir() if p.is_dir())]:
         try:
             source = resolve(folder)
-            if source.kind in kinds:
-                found[folder] = max(path.stat().st_mtime for path in checkpoint_files(source))
+            if adapters_only:
+                wanted = source.kind == ADAPTER
+            else:  # an adapter loads on its own only when it names its base
+                wanted = source.kind != ADAPTER or bool(recorded_base(read_adapter(source.path)))
+            if not wanted:
+                continue
+            found[folder] = max(path.stat().st_mtime for path in checkpoint_files(source))
         except (CheckpointError, OSError):
             continue
     return sorted(found, key=lambda folder: -found[folder])
@@ -65,7 +72,7 @@ def adapter_choices(runs_dir: Path, chosen: str | None = None) -> list[tuple[str
     if chosen:
         choices.append((str(chosen), str(chosen)))
     taken = {Path(chosen).resolve()} if chosen else set()
-    return choices + [(str(folder), str(folder)) for folder in find_runs(runs_dir, (ADAPTER,)) if folder.resolve() not in taken]
+    return choices + [(str(folder), str(folder)) for folder in find_runs(runs_dir, adapters_only=True) if folder.resolve() not in taken]
 
 
 def checkpoint_choices(runs_dir: Path, chosen: str | None = None) -> list[tuple[str, str]]:

@@ -48,11 +48,10 @@ def checkpoint_hint(runs_dir: Path, *, found: bool) -> str:
     return f"no model found (none shipped, no run under {runs_dir}/): type the path of a run folder or weights file, or train one with `midilm train`"
 
 
-def rescanned(settings: AppSettings) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The checkpoint and adapter lists again, with runs saved since the page opened."""
+def rescanned(settings: AppSettings) -> gr.Dropdown:
+    """The checkpoint list again, with runs saved since the page opened."""
     choices = checkpoint_choices(settings.runs_dir, settings.checkpoint)
-    checkpoints = gr.Dropdown(choices=choices, info=checkpoint_hint(settings.runs_dir, found=bool(choices)))
-    return checkpoints, gr.Dropdown(choices=adapter_choices(settings.runs_dir, settings.adapter))
+    return gr.Dropdown(choices=choices, info=checkpoint_hint(settings.runs_dir, found=bool(choices)))
 
 
 def rejection(error: MidilmError) -> str:
@@ -261,7 +260,8 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 status = gr.Markdown(elem_id="status", min_height=60)  # room for the progress bar
                 slots, continue_buttons = result_slots()
 
-        rescan.click(lambda: rescanned(settings), outputs=[checkpoint, adapter])
+        rescan.click(lambda: rescanned(settings), outputs=checkpoint)
+        rescan.click(lambda: gr.Dropdown(choices=adapter_choices(settings.runs_dir, settings.adapter)), outputs=adapter)
         start.controls_tab.select(lambda: CONTROLS_TAB, outputs=mode)
         start.prompt_tab.select(lambda: PROMPT_TAB, outputs=mode)
         start.prompt_file.upload(on_upload, inputs=start.prompt_file, outputs=[start.prompt_file, start.prompt_info])

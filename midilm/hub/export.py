@@ -160,9 +160,13 @@ def _write_card(out: Path, request: ExportRequest, weights: Path, evaluations: l
     return card
 
 
+SAFETENSORS_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
+
+
 def _stored_dtype(weights: Path) -> str:
+    """The dtypes of a safetensors file's tensors, as torch names them."""
     from safetensors import safe_open
 
     with safe_open(str(weights), framework="pt") as handle:
-        dtypes = {str(handle.get_slice(key).get_dtype()) for key in handle.keys()}  # noqa: SIM118
-    return ", ".join(sorted(dtypes))
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}  # noqa: SIM118 (safe_open has no items())
+    return ", ".join(sorted(SAFETENSORS_DTYPES.get(d, d) for d in dtypes))

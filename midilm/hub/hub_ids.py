@@ -49,7 +49,7 @@ def from_peft_base(name: str) -> HubId | None:
 def download(hub_id: HubId) -> Path:
     """The local snapshot folder of a Hub repository, downloaded unless cached."""
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import constants, snapshot_download
         from huggingface_hub.errors import (
             GatedRepoError,
             HfHubHTTPError,
@@ -62,10 +62,10 @@ def download(hub_id: HubId) -> Path:
     try:
         return Path(snapshot_download(hub_id.repo, revision=hub_id.revision, allow_patterns=FILES))
     except LocalEntryNotFoundError as exc:
+        why = "HF_HUB_OFFLINE is set: unset it to download" if constants.HF_HUB_OFFLINE else "the Hub cannot be reached: connect"
         raise CheckpointError(
-            f"{hub_id}: not in the Hugging Face cache, and it cannot be downloaded now (HF_HUB_OFFLINE is set, or there is no "
-            "connection): run the command once with a connection (or unset HF_HUB_OFFLINE), or fetch it with "
-            f"`hf download {hub_id.repo}` on a machine that has one and copy its cache (HF_HOME)"
+            f"{hub_id}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and {why} and run the command again, "
+            f"or fetch it with `hf download {hub_id.repo}` on a machine that can and copy its cache (HF_HOME)"
         ) from exc
     except GatedRepoError as exc:
         raise CheckpointError(

@@ -162,7 +162,7 @@ def with_adapter(base: LoadedModel | None, source: Source, device: str | torch.d
     adapter = adapters.read_adapter(source.path)
     run = _adapter_run(adapter)
     if base is None:
-        base_name = run.init if run is not None else _peft_base(adapter)
+        base_name = recorded_base(adapter)
         if not base_name:
             raise CheckpointError(
                 f"{source.path}: a LoRA adapter that does not record its base: give the base model, "
@@ -189,8 +189,12 @@ def _adapter_run(adapter: adapters.Adapter):
         raise CheckpointError(f"{adapter.folder}: damaged run config in the adapter file: {exc}") from exc
 
 
-def _peft_base(adapter: adapters.Adapter) -> str:
-    """peft's ``base_model_name_or_path`` as a midilm source: a path, or ``OWNER/NAME`` as a hub id."""
+def recorded_base(adapter: adapters.Adapter) -> str:
+    """The base an adapter names ("" when none): a midilm LoRA run's ``init``, else
+    peft's ``base_model_name_or_path`` (``OWNER/NAME`` there is a hub id)."""
+    run = _adapter_run(adapter)
+    if run is not None:
+        return run.init
     hub_id = hub_ids.from_peft_base(adapter.base)
     return str(hub_id) if hub_id is not None else adapter.base
 

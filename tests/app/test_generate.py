@@ -58,6 +58,7 @@ def page_values(**changes: object) -> dict[str, object]:
     """The Generate handler's inputs as the page sends them (sliders give floats)."""
     values: dict[str, object] = {
         "checkpoint": "",
+        "adapter": "",
         "mode": ui.CONTROLS_TAB,
         "prompt_path": None,
         "prompt_events": 0,
