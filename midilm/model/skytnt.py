@@ -32,6 +32,12 @@ DEFAULT_NORM_EPS = 1e-6
 TOKEN_LEVEL_SHARE = 4
 """SkyTNT derives its token decoder from the event level: a quarter of the layers, heads and MLP size."""
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PUBLISHED_SHAPES: dict[str, dict[str, int]] = {
+    "tv2o-medium": {"d_model": 1024, "n_heads": 16, "n_layers": 12, "d_ff": 4096, "context_events": 4096},
+    "tv2o-large": {"d_model": 1024, "n_heads": 16, "n_layers": 24, "d_ff": 4096, "context_events": 4096},
+}
+"""SkyTNT's published model shapes (``MIDIModelConfig.from_name``); the token decoder follows
+from :data:`TOKEN_LEVEL_SHARE`, everything else is LLaMA's default, as in SkyTNT's configs."""
 
 
 class LlamaAttention(nn.Module):
