@@ -31,6 +31,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+
 def random_medium_base(folder: Path) -> Path:
     """A random ``tv2o-medium``-shaped model written in SkyTNT's layout."""
     import torch
