@@ -27,6 +27,7 @@ from torch import nn
 
 from midilm.errors import CheckpointError
 from midilm.hub import hub_ids
+from midilm.hub.files import read_json_object
 from midilm.model.lora import LoRALinear, adapter_state_dict, linear_layers, merged_weight
 from midilm.train.checkpoint import ADAPTER_WEIGHTS_FILE as ADAPTER_WEIGHTS
 from midilm.train.checkpoint import CONFIG_KEY, META_FILE, META_KEY, STATE_FILE, write_atomically
@@ -109,16 +110,9 @@ def write_adapter(folder: Path, model: nn.Module, settings: AdapterSettings, met
 def read_adapter(folder: Path) -> Adapter:
     """An adapter folder, checked: plain LoRA, and every key an ``A`` or ``B`` of a named layer."""
     config_path, weights = folder / ADAPTER_CONFIG, folder / ADAPTER_WEIGHTS
-    try:
-        config = json.loads(config_path.read_text())
-    except OSError as exc:
-        raise CheckpointError(f"{config_path}: cannot read the adapter config: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise CheckpointError(f"{config_path}: not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or config.get("peft_type", "LORA") != "LORA":
-        raise CheckpointError(
-            f"{config_path}: not a LoRA adapter config (peft_type {config.get('peft_type') if isinstance(config, dict) else None!r})"
-        )
+    config = read_json_object(config_path, "adapter config")
+    if config.get("peft_type", "LORA") != "LORA":
+        raise CheckpointError(f"{config_path}: not a LoRA adapter config (peft_type {config.get('peft_type')!r})")
     for key, plain in UNSUPPORTED.items():
         if config.get(key, plain) not in (plain, None, {}, []):
             raise CheckpointError(f"{config_path}: {key} {config[key]!r} is not supported (midilm applies plain LoRA)")

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from midilm import __version__
 from midilm.config import to_dict
 from midilm.errors import CheckpointError, ConfigError
-from midilm.hub.skytnt_layout import read_config_file
+from midilm.hub.files import read_json_object
 from midilm.train.checkpoint import WEIGHTS_FILE, LoadedModel, check_vocab, export_weights, load_weights
 from midilm.train.config import RunConfig
 
@@ -75,7 +75,7 @@ def write_exported(folder: Path, loaded: LoadedModel, dtype: torch.dtype, evalua
 def _read(folder: Path) -> tuple[RunConfig, dict[str, Any]]:
     """The checked run config of an exported folder, and its whole ``config.json``."""
     config_path = folder / CONFIG_FILE
-    data = read_config_file(config_path)
+    data = read_json_object(config_path, "exported model config")
     try:
         run = RunConfig.from_json_dict(data.get("run"), f"{config_path}:run")
     except ConfigError as exc:

@@ -27,7 +27,9 @@ from safetensors.torch import load_file, save_file
 
 from midilm import vocab
 from midilm.errors import CheckpointError, ConfigError
+from midilm.hub.files import read_json_object
 from midilm.model.config import ModelConfig
+from midilm.model.skytnt import StackShape
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -65,25 +67,13 @@ def is_skytnt_config(data: Any) -> bool:
     return isinstance(data, dict) and "net_config" in data and "net_token_config" in data
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise CheckpointError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise CheckpointError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def locate(path: Path) -> SkyTNTCheckpoint:
     """Read a SkyTNT folder, or a Lightning ``.ckpt`` with ``config.json`` beside it."""
     folder = path.parent if path.is_file() else path
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{path}: a SkyTNT checkpoint needs its {CONFIG_FILE} beside the weights")
-    data = read_config_file(config_path)
+    data = read_json_object(config_path, "SkyTNT config")
     if not is_skytnt_config(data):
         raise CheckpointError(f"{config_path}: not a SkyTNT MIDIModel config (no net_config and net_token_config)")
     config, optimise = model_config(data, str(config_path))
@@ -239,20 +229,20 @@ def load_weights(model: torch.nn.Module, weights: Path) -> None:
 def llama_config(config: ModelConfig, *, token_level: bool) -> dict[str, Any]:
     """One stack of a ``skytnt`` config as a ``LlamaConfig`` dict."""
     c = config.resolved()
-    level = "token_" if token_level else ""
+    shape = StackShape.of(c, token_level=token_level)
     return {
         "model_type": "llama",
         "vocab_size": c.vocab_size,
         "hidden_size": c.d_model,
-        "intermediate_size": getattr(c, f"{level}d_ff"),
-        "num_hidden_layers": c.token_layers if token_level else c.n_layers,
-        "num_attention_heads": c.token_heads if token_level else c.n_heads,
-        "num_key_value_heads": getattr(c, f"{level}kv_heads"),
-        "head_dim": getattr(c, f"{level}head_dim"),
+        "intermediate_size": shape.d_ff,
+        "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads,
+        "num_key_value_heads": shape.kv_heads,
+        "head_dim": shape.head_dim,
         "hidden_act": "silu",
         "max_position_embeddings": c.context_events,
         "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.token_rope_base if token_level else c.rope_base,
+        "rope_theta": shape.rope_base,
         "rope_scaling": None,
         "attention_bias": False,
         "attention_dropout": c.dropout,

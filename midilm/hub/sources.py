@@ -29,7 +29,7 @@ import torch
 from midilm import vocab
 from midilm.errors import CheckpointError, ConfigError
 from midilm.hub import adapters, exported, hub_ids, skytnt_layout
-from midilm.hub.content import file_sha256
+from midilm.hub.files import file_sha256, read_json_object
 from midilm.train.checkpoint import CHECKPOINT_NAMES, META_FILE, LoadedModel, existing_checkpoint, read_meta
 
 RUN, EXPORTED, SKYTNT, ADAPTER = "run", "exported", "skytnt", "adapter"
@@ -83,7 +83,7 @@ def classify(path: Path) -> tuple[str, Path]:
         return ADAPTER, path
     config_path = path / exported.CONFIG_FILE
     if config_path.is_file():
-        data = skytnt_layout.read_config_file(config_path)
+        data = read_json_object(config_path, "model config")
         if skytnt_layout.is_skytnt_config(data):
             return SKYTNT, path
         if exported.is_exported_config(data):

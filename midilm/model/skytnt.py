@@ -16,6 +16,8 @@ to attention weights only (``attention_dropout``), is ``config.dropout``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,6 +40,37 @@ PUBLISHED_SHAPES: dict[str, dict[str, int]] = {
 }
 """SkyTNT's published model shapes (``MIDIModelConfig.from_name``); the token decoder follows
 from :data:`TOKEN_LEVEL_SHARE`, everything else is LLaMA's default, as in SkyTNT's configs."""
+
+
+@dataclass(frozen=True)
+class StackShape:
+    """The sizes of one LLaMA stack, read from a resolved config: the event level (``net``) or the token level (``net_token``)."""
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    d_ff: int
+    layers: int
+    rope_base: float
+
+    @classmethod
+    def of(cls, config: ModelConfig, *, token_level: bool) -> StackShape:
+        if token_level:
+            return cls(
+                config.token_heads,
+                config.token_kv_heads,
+                config.token_head_dim,
+                config.token_d_ff,
+                config.token_layers,
+                config.token_rope_base,
+            )
+        return cls(config.n_heads, config.kv_heads, config.head_dim, config.d_ff, config.n_layers, config.rope_base)
+
+    def flops_per_position(self, d_model: int, context: int) -> float:
+        """Training FLOPs per position: 6 per weight and ``12 * heads * head_dim * context``
+        per layer for attention (the PaLM estimate)."""
+        weights = 2 * d_model * self.heads * self.head_dim + 2 * d_model * self.kv_heads * self.head_dim + 3 * d_model * self.d_ff
+        return self.layers * (6 * weights + 12 * self.heads * self.head_dim * context)
 
 
 class LlamaAttention(nn.Module):
@@ -98,14 +131,13 @@ class LlamaStack(nn.Module):
     """A LLaMA model without its head (``embed_tokens``, ``layers``, ``norm``), fed
     with vectors ``[B, T, d]``: SkyTNT embeds events and tokens itself."""
 
-    def __init__(
-        self, config: ModelConfig, *, n_heads: int, kv_heads: int, head_dim: int, d_ff: int, n_layers: int, rope_base: float
-    ) -> None:
+    def __init__(self, config: ModelConfig, shape: StackShape) -> None:
         super().__init__()
-        self.head_dim, self.kv_heads, self.rope_base = head_dim, kv_heads, rope_base
+        self.head_dim, self.kv_heads, self.rope_base = shape.head_dim, shape.kv_heads, shape.rope_base
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=vocab.PAD)
         self.layers = nn.ModuleList(
-            LlamaLayer(config.d_model, n_heads, kv_heads, head_dim, d_ff, config.norm_eps, config.dropout) for _ in range(n_layers)
+            LlamaLayer(config.d_model, shape.heads, shape.kv_heads, shape.head_dim, shape.d_ff, config.norm_eps, config.dropout)
+            for _ in range(shape.layers)
         )
         self.norm = RMSNorm(config.d_model, config.norm_eps)
 
@@ -126,13 +158,6 @@ def check_heads(d_model: int, heads: int, kv_heads: int, head_dim: int, level: s
         raise ConfigError(f"model {level}kv_heads: {heads} query heads cannot share {kv_heads} key/value heads evenly")
     if (head_dim or d_model // heads) % 2:
         raise ConfigError(f"model {level}head_dim: rotary positions need an even head size, got {head_dim or d_model // heads}")
-
-
-def stack_flops(d_model: int, heads: int, kv_heads: int, head_dim: int, d_ff: int, n_layers: int, context: int) -> float:
-    """Training FLOPs per position of a :class:`LlamaStack`: 6 per weight and
-    ``12 * heads * head_dim * context`` per layer for attention (the PaLM estimate)."""
-    weights = 2 * d_model * heads * head_dim + 2 * d_model * kv_heads * head_dim + 3 * d_model * d_ff
-    return n_layers * (6 * weights + 12 * heads * head_dim * context)
 
 
 class SkyTNTModel(EventModel):
@@ -167,33 +192,15 @@ class SkyTNTModel(EventModel):
     def flops_per_token(cls, config: ModelConfig, window_events: int) -> float:
         # the event level runs once per event (8 tokens), the token level once per token
         c = config.resolved()
-        event_level = stack_flops(c.d_model, c.n_heads, c.kv_heads, c.head_dim, c.d_ff, c.n_layers, window_events)
-        token_level = stack_flops(
-            c.d_model, c.token_heads, c.token_kv_heads, c.token_head_dim, c.token_d_ff, c.token_layers, vocab.EVENT_LEN
-        )
+        event_level = StackShape.of(c, token_level=False).flops_per_position(c.d_model, window_events)
+        token_level = StackShape.of(c, token_level=True).flops_per_position(c.d_model, vocab.EVENT_LEN)
         return event_level / vocab.EVENT_LEN + token_level + 6 * c.vocab_size * c.d_model
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.net = LlamaStack(
-            config,
-            n_heads=config.n_heads,
-            kv_heads=config.kv_heads,
-            head_dim=config.head_dim,
-            d_ff=config.d_ff,
-            n_layers=config.n_layers,
-            rope_base=config.rope_base,
-        )
-        self.net_token = LlamaStack(
-            config,
-            n_heads=config.token_heads,
-            kv_heads=config.token_kv_heads,
-            head_dim=config.token_head_dim,
-            d_ff=config.token_d_ff,
-            n_layers=config.token_layers,
-            rope_base=config.token_rope_base,
-        )
+        self.net = LlamaStack(config, StackShape.of(config, token_level=False))
+        self.net_token = LlamaStack(config, StackShape.of(config, token_level=True))
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         init_weights(self, config.n_layers)
 

@@ -26,13 +26,18 @@ SCHEDULES = ("plateau", "cosine", "constant")
 FINE_TUNE_LR = 1e-4
 """Default learning rate with ``--init`` (a third of the from-scratch 3e-4), so
 fine-tuning adapts a trained model instead of overwriting it."""
+LORA_LR = 1e-3
+"""Default learning rate with ``--lora``: adapters start from zero and hold few
+weights, and at 1e-4 they learn several times slower (bench/finetune.py)."""
 
 
 @dataclass
 class TrainConfig:
     """Optimiser, schedule, data and loop settings of one training run."""
 
-    lr: float = field(default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR})"})
+    lr: float = field(
+        default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR}, with --lora {LORA_LR})"}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0 disables)"})
     batch_size: int = field(

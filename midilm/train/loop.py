@@ -28,7 +28,7 @@ from midilm.errors import ConfigError
 from midilm.runtime import autocast
 from midilm.train import distributed
 from midilm.train.batches import eval_batches
-from midilm.train.config import FINE_TUNE_LR, DataRef, RunConfig, TrainConfig
+from midilm.train.config import FINE_TUNE_LR, LORA_LR, DataRef, RunConfig, TrainConfig
 from midilm.train.interrupt import Interrupt, StepAborted
 from midilm.train.metrics import count_targets, evaluate_view, summed_loss
 from midilm.train.session import CONFIG_FILE, TrainingSession
@@ -262,5 +262,5 @@ def _end(s: TrainingSession, reason: str, metrics: dict[str, Any], evaluated: bo
 
 
 def fine_tune_lr(train_config: TrainConfig, lr_given: bool) -> TrainConfig:
-    """The lower fine-tuning learning rate, unless the user chose one."""
-    return train_config if lr_given else replace(train_config, lr=FINE_TUNE_LR)
+    """The fine-tuning learning rate (lower, or for LoRA adapters higher), unless the user chose one."""
+    return train_config if lr_given else replace(train_config, lr=LORA_LR if train_config.lora else FINE_TUNE_LR)

@@ -146,7 +146,7 @@ class TrainingSession:
     def _record_init(run: RunConfig, loaded: Any) -> None:
         """Name the init model so that it can be found from anywhere (absolute path or hub id)
         and record its content; a resumed LoRA run refuses a base whose content changed."""
-        from midilm.hub.content import file_sha256
+        from midilm.hub.files import file_sha256
         from midilm.hub.sources import resolve
 
         sha256 = file_sha256(loaded.source)

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 import midilm
 from midilm.cli import main
 from midilm.errors import CheckpointError, ConfigError
-from midilm.hub.content import file_sha256
+from midilm.hub.files import file_sha256
 from midilm.train import load_for_inference
 
 from .conftest import teacher_forced
