@@ -160,10 +160,20 @@ def check_heads(d_model: int, heads: int, kv_heads: int, head_dim: int, level: s
         raise ConfigError(f"model {level}head_dim: rotary positions need an even head size, got {head_dim or d_model // heads}")
 
 
+@dataclass
+class EventInProgress:
+    """The token level's KV cache of the event being sampled, and what it holds."""
+
+    states: torch.Tensor
+    tokens: torch.Tensor
+    cache: KVCache
+
+
 class SkyTNTModel(EventModel):
     """The ``skytnt`` architecture: SkyTNT's ``MIDIModel`` with its state-dict names."""
 
     lora_targets = PROJECTIONS
+    _event_in_progress: EventInProgress | None = None
 
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
@@ -212,6 +222,22 @@ class SkyTNTModel(EventModel):
         x = torch.cat((states.unsqueeze(-2), self.net_token.embed_tokens(tokens)), dim=-2)  # (..., j+1, d)
         hidden = self.net_token(x.reshape(-1, x.size(-2), x.size(-1)))  # (prod(leading), j+1, d)
         return hidden.view(*leading, x.size(-2), -1)
+
+    def next_token_logits(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, V]`` of token ``j`` of the next event, as :class:`EventModel`'s, but
+        decoding an event token by token: while the decoder asks again with the same state
+        object and one more token, only that token passes through the token level, with a
+        KV cache of the event's earlier tokens (as SkyTNT's own generate does). Any other
+        call (the reference decoder computes a fresh state each time) starts afresh."""
+        event = self._event_in_progress
+        if event is None or event.states is not states or not torch.equal(event.tokens, tokens[:, :-1]) or tokens.size(1) == 0:
+            cache = self.net_token.new_cache(states.size(0), vocab.EVENT_LEN, states.device, states.dtype)
+            event = self._event_in_progress = EventInProgress(states, tokens[:, :0], cache)
+            x = torch.cat((states.unsqueeze(1), self.net_token.embed_tokens(tokens)), dim=1)  # (B, j+1, d)
+        else:
+            x = self.net_token.embed_tokens(tokens[:, -1:])  # (B, 1, d)
+        event.tokens = tokens
+        return self.lm_head(self.net_token(x, event.cache)[:, -1])
 
     def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         return self.net.new_cache(batch_size, self.context_positions, device, dtype)

@@ -238,3 +238,16 @@ def test_an_unoptimised_model_reads_prompts_and_stores_without_optimise(
     train = midilm.TrainConfig(window_events=8, batch_size=2, max_steps=1, eval_batches=1, lora=2)
     with pytest.raises(ConfigError, match="other tokenizer options than the store"):
         midilm.start_run(chorale_store, tmp_path / "run", None, train, init=folder)
+
+
+def test_sampling_runs_the_token_level_one_token_at_a_time(skytnt_model: Path, oracle: dict) -> None:
+    """Within an event the cached decoder feeds the token level only the newest token (as SkyTNT's generate does)."""
+    model = midilm.load_model(skytnt_model)
+    positions: list[int] = []
+    forward = model.net_token.forward
+    model.net_token.forward = lambda x, cache=None: (positions.append(x.size(1)), forward(x, cache))[1]
+    decoder = make_decoder(model, 2)
+    decoder.prefill(oracle["tokens"][:, :3])
+    for token in oracle["tokens"][:, 3:5].reshape(2, -1).T:
+        decoder.push(token)
+    assert positions == [1] * 17  # the state of each new event, then one token per push
