@@ -134,3 +134,12 @@ def test_rescanning_finds_runs_saved_since_the_page_opened(tiny_run: Path, tmp_p
     assert ui.rescanned(settings).choices == [] and "no model found" in ui.rescanned(settings).info
     shutil.copytree(tiny_run, settings.runs_dir / "new")
     assert [value for _, value in ui.rescanned(settings).choices] == [str(settings.runs_dir / "new")]
+
+
+def test_the_generate_handler_folds_the_chosen_adapter_into_the_model(models: ModelCache, tmp_path: Path) -> None:
+    skytnt = Path(__file__).resolve().parents[1] / "data" / "skytnt"
+    generate = ui.make_generate(models, tmp_path)
+    values = page_values(checkpoint=str(skytnt / "model"), adapter=str(skytnt / "lora"), num_samples=1.0)
+    status, midi_paths, *_ = generate(**values, progress=lambda *args, **kwargs: None)
+    assert status.startswith("1 sample(s), 6 events in") and len(midi_paths) == 1
+    assert json.loads(Path(midi_paths[0]).with_suffix(".json").read_text())["checkpoint"].endswith("lora/adapter_model.safetensors")

@@ -61,6 +61,8 @@ def test_peft_applies_a_midilm_adapter_as_midilm_does(chorale_store: Path, skytn
     torch.testing.assert_close(reference_logits(tmp_path, skytnt_model, run / "best"), expected, rtol=0, atol=1e-4)
 
 
-def test_skytnts_code_loads_a_model_midilm_exported_in_its_layout(tiny_gpt_run: Path, skytnt_model: Path, tmp_path: Path, oracle: dict) -> None:
+def test_skytnts_code_loads_a_model_midilm_exported_in_its_layout(
+    tiny_gpt_run: Path, skytnt_model: Path, tmp_path: Path, oracle: dict
+) -> None:
     assert main(["export", str(skytnt_model), "--format", "skytnt", "--dtype", "float32", "--out", str(tmp_path / "sky")]) == 0
     torch.testing.assert_close(reference_logits(tmp_path, tmp_path / "sky", None), oracle["logits"], rtol=0, atol=1e-4)
