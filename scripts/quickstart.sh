@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 minutes=${QUICKSTART_MINUTES:-5}
 run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
 out="samples/$(basename "$run")"
-shipped=midilm/assets/default-model.safetensors
+shipped=midilm/assets/default-model
 times=()
 
 stage() {

@@ -30,6 +30,8 @@ class GenerationRequest:
     prompt: Path | None = None
     prompt_events: int = 0
     prompt_seconds: float = 0.0
+    adapter: str = ""
+    """A LoRA adapter folded into the checkpoint ("": none)."""
 
 
 @dataclass
@@ -85,7 +87,7 @@ class PieceRun:
 
     def __init__(self, models: ModelCache, request: GenerationRequest) -> None:
         self.request = request
-        self.loaded = models.get(request.checkpoint)
+        self.loaded = models.get(request.checkpoint, request.adapter)
         prompt = None
         if request.prompt is not None:
             prompt = load_prompt(
@@ -127,6 +129,7 @@ class PieceRun:
         folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))
         settings = {
             "checkpoint": str(self.loaded.source),
+            "adapter": request.adapter or None,
             "arch": self.loaded.run.model.arch,
             "sampling": request.sampling,
             "controls": request.controls,

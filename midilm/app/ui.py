@@ -18,7 +18,7 @@ import gradio as gr
 
 from midilm import vocab
 from midilm.app import forms
-from midilm.app.checkpoints import ModelCache, checkpoint_choices
+from midilm.app.checkpoints import ModelCache, adapter_choices, checkpoint_choices
 from midilm.app.pieces import GenerationRequest, Piece, PieceRun
 from midilm.errors import MidilmError
 from midilm.sample.config import PIECE_SECONDS, Controls, SamplingConfig
@@ -47,6 +47,7 @@ class AppSettings:
     out_dir: Path = field(metadata={"help": "folder that receives one subfolder of samples per press of Generate"})
     runs_dir: Path = field(default=Path("runs"), metadata={"help": "folder whose runs are offered as checkpoints"})
     checkpoint: str | None = field(default=None, metadata={"help": "checkpoint chosen when the page opens"})
+    adapter: str | None = field(default=None, metadata={"help": "LoRA adapter chosen when the page opens"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N or mps"})
 
 
@@ -136,6 +137,7 @@ def make_generate(
 
     def generate(
         checkpoint: str,
+        adapter: str,
         mode: str,
         prompt_path: str | None,
         prompt_events: float,
@@ -161,6 +163,7 @@ def make_generate(
         try:
             asked = GenerationRequest(
                 checkpoint=checkpoint,
+                adapter=adapter,
                 sampling=forms.sampling_config(
                     num_samples=num_samples,
                     events=events,
@@ -313,6 +316,14 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                     label="Checkpoint",
                     info=checkpoint_hint(settings.runs_dir, found=bool(choices)),
                 )
+                adapters = adapter_choices(settings.runs_dir, settings.adapter)
+                adapter = gr.Dropdown(
+                    adapters,
+                    value=settings.adapter or "",
+                    allow_custom_value=True,
+                    label="LoRA adapter",
+                    info="folded into the checkpoint above (its base); LoRA runs in the checkpoint list bring their own",
+                )
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
                 sampling = sampling_fields()
@@ -325,6 +336,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 slots, continue_buttons = result_slots()
 
         rescan.click(lambda: rescanned(settings), outputs=checkpoint)
+        rescan.click(lambda: gr.Dropdown(choices=adapter_choices(settings.runs_dir, settings.adapter)), outputs=adapter)
         start.controls_tab.select(lambda: CONTROLS_TAB, outputs=mode)
         start.prompt_tab.select(lambda: PROMPT_TAB, outputs=mode)
         start.prompt_file.upload(on_upload, inputs=start.prompt_file, outputs=[start.prompt_file, start.prompt_info])
@@ -337,7 +349,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
         stop_button.click(ask_stop, queue=False)
         generate_button.click(
             make_generate(models, settings.out_dir, stops),
-            inputs=[checkpoint, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
+            inputs=[checkpoint, adapter, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
             outputs=[status, midi_paths, *(component for slot in slots for component in slot)],
             show_progress_on=status,
         )

@@ -21,8 +21,11 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--checkpoint", metavar="RUN_OR_FILE", help="model chosen when the page opens (run folder, checkpoint folder or weights file)"
+        "--checkpoint",
+        metavar="MODEL",
+        help="model chosen when the page opens (run folder, LoRA run, weights file, exported or SkyTNT folder, or hf:OWNER/NAME)",
     )
+    parser.add_argument("--lora-adapter", metavar="DIR", help="LoRA adapter chosen when the page opens (folded into the chosen model)")
     parser.add_argument("--runs", default="runs", metavar="DIR", help="folder whose runs the page offers (default: runs)")
     parser.add_argument("--out", metavar="DIR", help="folder for generated samples (default: a new temporary folder)")
     parser.add_argument(
@@ -34,14 +37,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from midilm.train.checkpoint import resolve_weights
+    from midilm.hub.sources import resolve
 
-    if args.checkpoint:
-        resolve_weights(args.checkpoint)  # a wrong path fails now, not at the first Generate
+    for source in (args.checkpoint, args.lora_adapter):
+        if source:
+            resolve(source)  # a wrong path fails now, not at the first Generate (a hub id is downloaded now)
     from midilm.app.ui import AppSettings, build_app, launch
 
     out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="midilm-app-"))
-    settings = AppSettings(out_dir=out_dir.resolve(), runs_dir=Path(args.runs), checkpoint=args.checkpoint, device=args.device)
+    settings = AppSettings(
+        out_dir=out_dir.resolve(), runs_dir=Path(args.runs), checkpoint=args.checkpoint, adapter=args.lora_adapter, device=args.device
+    )
     app = build_app(settings)
     url = launch(app, settings, host=args.host, port=args.port, share=args.share)
     if args.host not in ("127.0.0.1", "localhost", "::1"):

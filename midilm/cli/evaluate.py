@@ -17,6 +17,7 @@ examples:
   midilm evaluate --checkpoint runs/gpt
   midilm evaluate --checkpoint runs/gpt/best --data STORE --split val --samples 32 --events 1024 --out eval/gpt
   midilm evaluate --checkpoint model.safetensors --data STORE --no-likelihood --samples 64
+  midilm evaluate --checkpoint hf:skytnt/midi-model-tv2o-medium --data STORE --split test
 """
 
 SAMPLING_PREFIX = "sampling_"
@@ -28,8 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from midilm.sample.config import SamplingConfig
 
     parser.add_argument(
-        "--checkpoint", required=True, metavar="RUN", help="run folder (its best, else last, checkpoint), checkpoint folder or weights file"
+        "--checkpoint",
+        required=True,
+        metavar="MODEL",
+        help="run folder (its best, else last, checkpoint), LoRA run, checkpoint folder, weights file, exported or SkyTNT folder, or hf:OWNER/NAME",
     )
+    parser.add_argument("--lora-adapter", metavar="DIR", help="fold this LoRA adapter (peft format) into the model")
     parser.add_argument("--data", metavar="STORE", help="token store to evaluate on (default: the store the run was trained on)")
     parser.add_argument("--train-data", metavar="STORE", help="store whose train split the memorization check searches (default: --data)")
     parser.add_argument("--out", metavar="DIR", help="folder for evaluation.json, report.md and plots (default: RUN/eval-SPLIT)")
@@ -37,22 +42,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_dataclass_arguments(parser.add_argument_group("sampling"), SamplingConfig, skip=SAMPLING_SKIP, dest_prefix=SAMPLING_PREFIX)
 
 
-def run_folder(checkpoint: Path) -> Path:
-    """The run folder behind a checkpoint argument, where results go by default:
-    never inside a checkpoint folder, which the next save replaces."""
+def run_folder(checkpoint: str) -> Path:
+    """The folder results go to by default: a run folder (never inside a
+    checkpoint folder, which the next save replaces), a model folder, or for a
+    hub id ``evaluations/OWNER--NAME``."""
+    from midilm.hub.hub_ids import is_hub_id, parse_hub_id
     from midilm.train.checkpoint import META_FILE, WEIGHTS_FILE
 
-    folder = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    if is_hub_id(checkpoint):
+        return Path("evaluations") / parse_hub_id(checkpoint).repo.replace("/", "--")
+    path = Path(checkpoint)
+    folder = path if path.is_dir() else path.parent
     return folder.parent if (folder / WEIGHTS_FILE).is_file() or (folder / META_FILE).is_file() else folder
 
 
-def default_store(checkpoint: Path) -> str:
+def default_store(checkpoint: str) -> str:
     """The store a checkpoint's run was trained on."""
     from midilm.errors import ConfigError
-    from midilm.train.checkpoint import read_run_config, resolve_weights
+    from midilm.hub.sources import recorded_run
 
-    weights = resolve_weights(checkpoint)
-    store = read_run_config(weights).data.store if weights.suffix == ".safetensors" else ""
+    run = recorded_run(checkpoint)
+    store = run.data.store if run is not None else ""
     if not store or not Path(store).exists():
         raise ConfigError(
             f"{checkpoint}: no --data given and the run's own store {store or '(none recorded)'} is not here; pass --data STORE"
@@ -65,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
     from midilm.evaluate.run import run_evaluation
     from midilm.sample.config import SamplingConfig
 
-    checkpoint = Path(args.checkpoint)
+    checkpoint = args.checkpoint
     config = apply_arguments(EvaluateConfig(), args)
     config.validate()
     sampling = apply_arguments(SamplingConfig(), args, dest_prefix=SAMPLING_PREFIX)
     store = args.data or default_store(checkpoint)
     out = Path(args.out) if args.out else run_folder(checkpoint) / f"eval-{config.split}"
-    evaluation = run_evaluation(checkpoint, store, config, sampling=sampling, train_store=args.train_data)
+    evaluation = run_evaluation(checkpoint, store, config, sampling=sampling, train_store=args.train_data, adapter=args.lora_adapter)
     files = write_outputs(evaluation, out)
     print(summary(evaluation.result))
     print(f"wrote {files['report']} and {files['json'].name}")

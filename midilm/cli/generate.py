@@ -19,6 +19,8 @@ so two runs give different music and any piece can be made again.
 examples:
   midilm generate                                   (the bundled default model, one sample)
   midilm generate --checkpoint runs/gpt --num-samples 4 --audio --piano-roll --out samples
+  midilm generate --checkpoint hf:skytnt/midi-model-tv2o-medium --instruments piano,violin --bpm 100
+  midilm generate --checkpoint runs/lora                     (a LoRA run: its base with the adapter folded in)
   midilm generate --instruments piano,violin --drums standard --bpm 96 --key Dm --time-signature 3/4
   midilm generate --prompt song.mid --prompt-seconds 10 --seconds 30
   midilm generate --seed 1234 --num-samples 4       (the same four pieces on every run on this device)
@@ -30,9 +32,11 @@ UNLIMITED_EVENTS = 1_000_000
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        metavar="RUN_OR_FILE",
-        help="run folder (its best, else last checkpoint), checkpoint folder, weights file, or a folder of `midilm export --format onnx` (default: the model shipped with midilm)",
+        metavar="MODEL",
+        help="run folder (its best, else last checkpoint), LoRA run, checkpoint folder, weights file, exported or SkyTNT folder, "
+        "a folder of `midilm export --format onnx`, or hf:OWNER/NAME[@REVISION] (default: the model shipped with midilm)",
     )
+    parser.add_argument("--lora-adapter", metavar="DIR", help="fold this LoRA adapter (peft format, e.g. SkyTNT's) into the model")
     parser.add_argument("--out", metavar="DIR", help="folder for the samples (default: samples/TIME)")
     parser.add_argument("--prompt", metavar="IN.mid", help="continue this MIDI file (tokenized with the model's tokenizer options)")
     cut = parser.add_mutually_exclusive_group()
@@ -55,15 +59,10 @@ def command_defaults() -> SamplingConfig:
 
 
 def default_checkpoint() -> Path:
-    """The model that ships inside the package, so a fresh install makes music at once."""
-    from importlib.resources import files
+    """The model that ships inside the package (an exported folder), so a fresh install makes music at once."""
+    from midilm.hub.sources import shipped_model
 
-    from midilm.errors import CheckpointError
-
-    path = Path(str(files("midilm") / "assets" / "default-model.safetensors"))
-    if not path.is_file():
-        raise CheckpointError(f"no default model installed at {path}; pass --checkpoint RUN (train one with `midilm train`)")
-    return path
+    return shipped_model()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
         config.events = UNLIMITED_EVENTS
     controls = apply_arguments(Controls(), args)
     config.validate()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
-    loaded = load_sampling_model(checkpoint, args.device)
+    loaded = load_sampling_model(args.checkpoint, args.device, adapter=args.lora_adapter)
     prompt = None
     if args.prompt:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)

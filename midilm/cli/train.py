@@ -8,7 +8,7 @@ from pathlib import Path
 
 from midilm.config import add_dataclass_arguments, apply_arguments, from_dict, given_arguments, read_json, to_dict
 from midilm.errors import ConfigError
-from midilm.train.config import FINE_TUNE_LR, TrainConfig
+from midilm.train.config import FINE_TUNE_LR, LORA_LR, TrainConfig
 
 HELP = f"""Train a model on a token store (see `midilm prepare`), fine-tune one with --init, or continue a run with --resume.
 
@@ -16,6 +16,7 @@ examples:
   midilm train --data STORE --out runs/gpt --arch gpt --preset small
   midilm train --resume runs/gpt --max-steps 5000
   midilm train --data MY_STORE --out runs/ft --init runs/gpt            (fine-tune; lr defaults to {FINE_TUNE_LR})
+  midilm train --data MY_STORE --out runs/lora --init hf:skytnt/midi-model-tv2o-medium --lora 16   (LoRA; lr {LORA_LR})
   torchrun --nproc_per_node 4 -m midilm train --data STORE --out runs/big --preset base
 """
 
@@ -39,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         metavar="CHECKPOINT",
-        help="start from this checkpoint (run folder, checkpoint folder, .safetensors, or a notebook best_model_lm.pt)",
+        help="start from this model: run folder, checkpoint folder, .safetensors, a notebook best_model_lm.pt, an exported or "
+        "SkyTNT folder, or hf:OWNER/NAME",
     )
     parser.add_argument("--arch", choices=ARCHS, help="model architecture (default: gpt)")
     parser.add_argument("--preset", choices=tuple(PRESETS), help="model size preset (default: small)")

@@ -106,10 +106,12 @@ def evaluate_checkpoint(
     sampling: Any = None,
     train_store: Any = None,
     out: str | os.PathLike | None = None,
+    adapter: str | os.PathLike | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """Evaluate a checkpoint (run folder, checkpoint folder or weights file) on a
-    token store (path or :class:`~midilm.data.TokenStore`).
+    """Evaluate a model (any source ``midilm.load_model`` takes: a run folder, an
+    exported or SkyTNT folder, a hub id, ...; ``adapter``: a LoRA adapter folded
+    in) on a token store (path or :class:`~midilm.data.TokenStore`).
 
     ``settings`` override fields of ``config`` (``split="test", samples=16, ...``);
     ``sampling`` is a :class:`~midilm.sample.SamplingConfig` for temperature,
@@ -118,7 +120,7 @@ def evaluate_checkpoint(
     ``evaluation.json``, ``report.md``, plots and the samples there.
     Returns what ``evaluation.json`` holds.
     """
-    evaluation = run_evaluation(checkpoint, store, _settings(config, settings), sampling=sampling, train_store=train_store)
+    evaluation = run_evaluation(checkpoint, store, _settings(config, settings), sampling=sampling, train_store=train_store, adapter=adapter)
     if out is not None:
         from midilm.evaluate.report import write_outputs
 
@@ -127,7 +129,13 @@ def evaluate_checkpoint(
 
 
 def run_evaluation(
-    checkpoint: str | os.PathLike, store: Any, config: EvaluateConfig, *, sampling: Any = None, train_store: Any = None
+    checkpoint: str | os.PathLike | None,
+    store: Any,
+    config: EvaluateConfig,
+    *,
+    sampling: Any = None,
+    train_store: Any = None,
+    adapter: str | os.PathLike | None = None,
 ) -> Evaluation:
     """The work behind :func:`evaluate_checkpoint`, keeping the pieces for the report."""
     from midilm.evaluate.likelihood import likelihood
@@ -140,7 +148,7 @@ def run_evaluation(
     config.validate()
     store = _open_store(store)
     device = resolve_device(config.device)
-    loaded = load_for_inference(checkpoint, device)
+    loaded = load_for_inference(checkpoint, device, adapter=adapter)
     trained_on = loaded.run.data.tokenizer
     if trained_on and trained_on != store.tokenizer_spec:
         raise ConfigError(

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from midilm import vocab
+from midilm.errors import ConfigError
 from midilm.model.config import ModelConfig
 from midilm.model.decoding import (
     EventDecoder,
@@ -54,6 +55,8 @@ class MidilmModel(nn.Module, ABC):
     step_family: ClassVar[str]
     """Which step graphs (:data:`midilm.model.steps.STEP_GRAPHS`) and step decoder
     (:data:`midilm.model.fast_decoding.STEP_DECODERS`) the ONNX and compiled paths use."""
+    lora_targets: ClassVar[tuple[str, ...]]
+    """Names of the linear layers (attention and MLP projections) that LoRA adapts by default."""
 
     config: ModelConfig
 
@@ -137,12 +140,52 @@ class FlatModel(MidilmModel):
 
 
 class EventModel(MidilmModel):
-    """A model of event rows teacher-forced on the next event's tokens (``hier``)."""
+    """A model of event rows teacher-forced on the next event's tokens (``hier``, ``skytnt``).
+
+    A member encodes events into states (:meth:`encode_events`) and runs its
+    token-level decoder over ``[state, e(t_0), ..., e(t_j-1)]``
+    (:meth:`_token_hidden`); ``lm_head`` turns that into logits.
+    """
 
     positions_per_event = 1
     reference_decoder = HierReferenceDecoder
     cached_decoder = HierCachedDecoder
     step_family = "event"
+    lm_head: nn.Linear
+
+    @abstractmethod
+    def encode_events(self, events: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        """Event states ``[B, n, d]`` of events ``[B, n, 8]`` (continuing the cached ones)."""
+
+    @abstractmethod
+    def _token_hidden(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Token-level hidden states ``[..., j+1, d]`` from event states ``[..., d]``
+        and the next event's first ``j`` tokens ``[..., j]``."""
+
+    @abstractmethod
+    def new_cache(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> Any:
+        """An empty KV cache of the event level for the whole context."""
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, N, 8, V]``: ``[:, n, j]`` predicts ``targets[:, n, j]``
+        from ``inputs[:, :n+1]`` and ``targets[:, n, :j]`` (teacher forcing)."""
+        if targets is None:
+            raise ConfigError(
+                f"{self.config.arch} model: forward needs targets [B, N, 8] (the next event of each input event) "
+                "to teacher-force its token-level decoder"
+            )
+        states = self.encode_events(inputs)  # (B, N, d)
+        return self.decode_tokens(states, targets[..., :-1])  # (B, N, 8, V)
+
+    def decode_tokens(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[..., j+1, V]`` of the next event's tokens from event states
+        ``[..., d]`` and that event's first ``j`` tokens ``[..., j]``."""
+        return self.lm_head(self._token_hidden(states, tokens))
+
+    def next_token_logits(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, V]`` of token ``j`` of the next event from event states
+        ``[B, d]`` and that event's first ``j`` tokens ``[B, j]``."""
+        return self.lm_head(self._token_hidden(states, tokens)[:, -1])
 
     @classmethod
     def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:

@@ -21,6 +21,20 @@ from midilm import vocab
 from midilm.errors import ConfigError
 from midilm.model.registry import ARCHS, architecture
 
+DEFAULT_MEANING_SIZES = (
+    "d_ff",
+    "token_layers",
+    "token_heads",
+    "token_d_ff",
+    "head_dim",
+    "kv_heads",
+    "token_head_dim",
+    "token_kv_heads",
+    "norm_eps",
+    "token_rope_base",
+)
+"""Fields where 0 means "the architecture's default" (see :meth:`ModelConfig.resolved`)."""
+
 
 @dataclass
 class ModelConfig:
@@ -33,7 +47,7 @@ class ModelConfig:
     d_ff: int = field(
         default=0,
         metadata={
-            "help": "hidden size of the feed-forward block; 0: the architecture's default (4*d_model for seed, about 8/3*d_model for SwiGLU)"
+            "help": "hidden size of the feed-forward block; 0: the architecture's default (4*d_model for seed and skytnt, about 8/3*d_model for gpt and hier)"
         },
     )
     context_events: int = field(default=64, metadata={"help": "context length in events (a flat model holds 8 tokens per event)"})
@@ -41,14 +55,31 @@ class ModelConfig:
     vocab_size: int = field(
         default=vocab.VOCAB_SIZE, metadata={"help": "output classes; at least the v2 vocabulary (a larger value pads the tables)"}
     )
-    rope_base: float = field(default=10000.0, metadata={"help": "rotary position base (gpt, hier)"})
-    token_layers: int = field(default=0, metadata={"help": "hier: layers of the token-level decoder; 0: max(1, n_layers // 3)"})
-    token_heads: int = field(default=0, metadata={"help": "hier: attention heads of the token-level decoder; 0: n_heads"})
-    token_d_ff: int = field(default=0, metadata={"help": "hier: feed-forward size of the token-level decoder; 0: the event level's d_ff"})
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+    rope_base: float = field(default=10000.0, metadata={"help": "rotary position base (gpt, hier, skytnt)"})
+    token_layers: int = field(
+        default=0,
+        metadata={
+            "help": "hier, skytnt: layers of the token-level decoder; 0: the architecture's default (hier: max(1, n_layers // 3), skytnt: max(1, n_layers // 4))"
+        },
+    )
+    token_heads: int = field(
+        default=0,
+        metadata={"help": "hier, skytnt: attention heads of the token-level decoder; 0: n_heads (hier), max(1, n_heads // 4) (skytnt)"},
+    )
+    token_d_ff: int = field(
+        default=0,
+        metadata={
+            "help": "hier, skytnt: feed-forward size of the token-level decoder; 0: the event level's d_ff (hier), a quarter of it (skytnt)"
+        },
+    )
+    head_dim: int = field(default=0, metadata={"help": "skytnt: size of an attention head; 0: d_model // n_heads"})
+    kv_heads: int = field(
+        default=0, metadata={"help": "skytnt: key/value heads (grouped-query attention when fewer than n_heads); 0: n_heads"}
+    )
+    token_head_dim: int = field(default=0, metadata={"help": "skytnt: head size of the token-level decoder; 0: d_model // token_heads"})
+    token_kv_heads: int = field(default=0, metadata={"help": "skytnt: key/value heads of the token-level decoder; 0: token_heads"})
+    norm_eps: float = field(default=0.0, metadata={"help": "skytnt: RMSNorm epsilon; 0: the architecture's default (1e-6)"})
+    token_rope_base: float = field(default=0.0, metadata={"help": "skytnt: rotary position base of the token-level decoder; 0: rope_base"})
 
     @property
     def context_positions(self) -> int:
@@ -61,10 +92,10 @@ class ModelConfig:
         for name in ("d_model", "n_heads", "n_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"model {name}: must be at least 1, got {getattr(self, name)}")
-        for name in ("d_ff", "token_layers", "token_heads", "token_d_ff"):
+        for name in DEFAULT_MEANING_SIZES:
             if getattr(self, name) < 0:
                 raise ConfigError(f"model {name}: must be 0 (the default) or positive, got {getattr(self, name)}")
-        if self.d_model % self.n_heads:
+        if self.d_model % self.n_heads and not self.head_dim:
             raise ConfigError(f"model d_model: {self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.context_events < 2:
             raise ConfigError(f"model context_events: a context must hold at least 2 events, got {self.context_events}")

@@ -15,11 +15,13 @@ from midilm import vocab
 from midilm.model.base import FlatModel
 from midilm.model.config import ModelConfig, swiglu_hidden_size
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
+from midilm.model.layers import BLOCK_PROJECTIONS, BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
 
 
 class GPT(FlatModel):
     """The ``gpt`` architecture: its config rules, sizes and modules."""
+
+    lora_targets = BLOCK_PROJECTIONS
 
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:

@@ -15,15 +15,16 @@ import torch
 from torch import nn
 
 from midilm import vocab
-from midilm.errors import ConfigError
 from midilm.model.base import EventModel
 from midilm.model.config import ModelConfig, swiglu_hidden_size
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
+from midilm.model.layers import BLOCK_PROJECTIONS, BlockStack, check_rotary_heads, init_weights, stack_flops_per_position
 
 
 class HierModel(EventModel):
     """The ``hier`` architecture: its config rules, sizes and modules."""
+
+    lora_targets = BLOCK_PROJECTIONS
 
     @classmethod
     def check_config(cls, config: ModelConfig) -> None:
@@ -62,30 +63,10 @@ class HierModel(EventModel):
         init_weights(self.token_stack, config.token_layers)
         self.lm_head.weight = self.token_embed.weight
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[B, N, 8, V]``: ``[:, n, j]`` predicts ``targets[:, n, j]``
-        from ``inputs[:, :n+1]`` and ``targets[:, n, :j]`` (teacher forcing)."""
-        if targets is None:
-            raise ConfigError(
-                "hier model: forward needs targets [B, N, 8] (the next event of each input event) to teacher-force its token-level decoder"
-            )
-        states = self.encode_events(inputs)  # (B, N, d)
-        return self.decode_tokens(states, targets[..., :-1])  # (B, N, 8, V)
-
     def encode_events(self, events: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Event states ``[B, n, d]`` of events ``[B, n, 8]`` (continuing the cached ones)."""
         x = self.embed_dropout(self.event_embed(events).sum(dim=-2))  # (B, n, d)
         return self.event_stack(x, cache)
-
-    def decode_tokens(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[..., j+1, V]`` of the next event's tokens from event states
-        ``[..., d]`` and that event's first ``j`` tokens ``[..., j]``."""
-        return self.lm_head(self._token_hidden(states, tokens))
-
-    def next_token_logits(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, V]`` of token ``j`` of the next event from event states
-        ``[B, d]`` and that event's first ``j`` tokens ``[B, j]``."""
-        return self.lm_head(self._token_hidden(states, tokens)[:, -1])
 
     def _token_hidden(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         leading = states.shape[:-1]

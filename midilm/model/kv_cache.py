@@ -46,8 +46,10 @@ class KVCache:
         dtype: torch.dtype,
     ) -> None:
         shape = (n_layers, batch_size, n_heads, capacity, head_dim)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        # uninitialised: only positions already written are ever read, and the memory of
+        # the others is not touched (a context of 4096 events costs what is used of it)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
         self.capacity = capacity
         self.length = 0
         """Positions already stored; the next ones are written from here."""

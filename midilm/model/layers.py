@@ -23,15 +23,18 @@ from midilm.model.kv_cache import KVCache
 
 INIT_STD = 0.02
 NORM_EPS = 1e-5
+BLOCK_PROJECTIONS = ("qkv", "proj", "gate_up", "down")
+"""The linear layers of a :class:`Block`: its attention and MLP projections (what LoRA adapts)."""
 
 
 class RMSNorm(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, eps: float = NORM_EPS) -> None:
         super().__init__()
+        self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), NORM_EPS).type_as(x)
+        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps).type_as(x)
 
 
 def rotary_tables(
@@ -112,16 +115,22 @@ class BlockStack(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Positions continue after the cached ones (from 0 without a cache)."""
-        start = 0 if cache is None else cache.length
-        rope = rotary_tables(start, x.size(1), self.head_dim, self.rope_base, x.device)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, rope, cache, layer)
-        if cache is not None:
-            cache.advance(x.size(1))
-        return self.norm(x)
+        return self.norm(run_layers(self.blocks, x, self.head_dim, self.rope_base, cache))
 
     def new_cache(self, batch_size: int, capacity: int, device: torch.device, dtype: torch.dtype) -> KVCache:
         return KVCache(len(self.blocks), batch_size, self.n_heads, self.head_dim, capacity, device=device, dtype=dtype)
+
+
+def run_layers(layers: nn.ModuleList, x: torch.Tensor, head_dim: int, rope_base: float, cache: KVCache | None) -> torch.Tensor:
+    """Pass ``x [B, T, d]`` through rotary-position layers called as
+    ``layer(x, rope, cache, index)``, positions continuing after the cached ones."""
+    start = 0 if cache is None else cache.length
+    rope = rotary_tables(start, x.size(1), head_dim, rope_base, x.device)
+    for index, layer in enumerate(layers):
+        x = layer(x, rope, cache, index)
+    if cache is not None:
+        cache.advance(x.size(1))
+    return x
 
 
 def check_rotary_heads(d_model: int, n_heads: int, setting: str) -> None:

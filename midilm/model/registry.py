@@ -24,6 +24,7 @@ ARCHITECTURES: dict[str, str] = {
     "seed": "midilm.model.seed:SeedModel",
     "gpt": "midilm.model.gpt:GPT",
     "hier": "midilm.model.hier:HierModel",
+    "skytnt": "midilm.model.skytnt:SkyTNTModel",
 }
 """Architecture name -> ``module:class`` of the model that declares it."""
 

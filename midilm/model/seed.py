@@ -54,6 +54,13 @@ class SeedModel(FlatModel):
     """The ``seed`` architecture: the notebook's modules, sizes and initialisation."""
 
     preset_overrides = {"small": {"context_events": NOTEBOOK_POSITIONS // vocab.EVENT_LEN}}
+    lora_targets = ("linear1", "linear2")
+    """The MLP: nn.MultiheadAttention reads its projections as packed tensors, not as layers LoRA could wrap."""
+
+    @classmethod
+    def check_config(cls, config: ModelConfig) -> None:  # nn.MultiheadAttention splits the width evenly
+        if config.d_model % config.n_heads:
+            raise ConfigError(f"model d_model: {config.d_model} is not divisible by n_heads={config.n_heads}")
 
     @classmethod
     def default_sizes(cls, config: ModelConfig) -> dict[str, int]:
@@ -95,7 +102,15 @@ class SeedModel(FlatModel):
         config = self.config
 
         def make() -> KVCache:
-            return KVCache(config.n_layers, batch_size, config.n_heads, config.head_dim, self.context_positions, device=device, dtype=dtype)
+            return KVCache(
+                config.n_layers,
+                batch_size,
+                config.n_heads,
+                config.d_model // config.n_heads,
+                self.context_positions,
+                device=device,
+                dtype=dtype,
+            )
 
         return SeedCache(make(), make())
 

@@ -65,7 +65,7 @@ class EventTokenStep(nn.Module):
         self.model = model
 
     def forward(self, states: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return self.model.next_token_logits(states, tokens)
+        return self.model.decode_tokens(states, tokens)[:, -1]  # stateless (skytnt's next_token_logits keeps a token cache)
 
 
 @dataclass

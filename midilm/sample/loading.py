@@ -20,11 +20,17 @@ class SamplingModel:
     device: str
 
 
-def load_sampling_model(path: str | Path, device: str = "auto") -> SamplingModel:
-    """An ONNX export folder (on the CPU, torch-free) or a torch checkpoint on ``device`` (auto, cpu, cuda, mps)."""
+def load_sampling_model(path: str | Path | None = None, device: str = "auto", adapter: str | Path | None = None) -> SamplingModel:
+    """An ONNX export folder (on the CPU, torch-free) or any model form that
+    :func:`midilm.train.load_for_inference` reads (None: the shipped model),
+    with ``adapter`` folded in, on ``device`` (auto, cpu, cuda, mps)."""
     from midilm.model.onnx_model import is_onnx_folder, load_onnx
 
-    if is_onnx_folder(path):
+    if path is not None and is_onnx_folder(path):
+        if adapter:
+            raise ConfigError(
+                f"{path}: an ONNX export's weights are fixed; export it with the adapter folded in (midilm export MODEL --lora-adapter DIR --format onnx)"
+            )
         if device not in ("auto", "cpu"):
             raise ConfigError(f"{path}: an ONNX export runs on the CPU (ONNX Runtime); device {device!r} needs the torch checkpoint")
         loaded = load_onnx(path)
@@ -32,5 +38,5 @@ def load_sampling_model(path: str | Path, device: str = "auto") -> SamplingModel
     from midilm.runtime import resolve_device
     from midilm.train import load_for_inference
 
-    loaded = load_for_inference(path, resolve_device(device))
+    loaded = load_for_inference(path, resolve_device(device), adapter=adapter)
     return SamplingModel(loaded.model, loaded.run, loaded.source, loaded.meta, str(next(loaded.model.parameters()).device))

@@ -32,6 +32,8 @@ from midilm.train.weights_fit import check_weights_fit
 from midilm.validate import COUNT, NUMBER, OBJECT, TEXT, Check, check_object
 
 WEIGHTS_FILE = "model.safetensors"
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+"""What a LoRA run's checkpoints hold instead of the whole model (peft's file name; see midilm.hub.adapters)."""
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 CONFIG_KEY = "midilm_run_config"
@@ -70,7 +72,8 @@ def existing_checkpoint(folder: Path) -> Path | None:
     """``folder`` if it holds a whole checkpoint, else the ``.old`` copy a kill
     between the two renames of :func:`write_atomically` left behind."""
     for candidate in (folder, folder.with_name(folder.name + ".old")):
-        if (candidate / WEIGHTS_FILE).is_file() and (candidate / META_FILE).is_file():
+        weights = (candidate / WEIGHTS_FILE).is_file() or (candidate / ADAPTER_WEIGHTS_FILE).is_file()
+        if weights and (candidate / META_FILE).is_file():
             return candidate
     return None
 
@@ -195,11 +198,19 @@ def resolve_weights(path: str | Path) -> Path:
     raise CheckpointError(f"{path}: holds no checkpoint (expected {' or '.join(CHECKPOINT_NAMES)}/{WEIGHTS_FILE} or {WEIGHTS_FILE})")
 
 
-def load_for_inference(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+def load_for_inference(
+    path: str | Path | None = None, device: str | torch.device = "cpu", adapter: str | Path | None = None
+) -> LoadedModel:
     """Rebuild a model from a run folder, checkpoint folder, weights file, or a
-    notebook ``best_model_lm.pt``, in eval mode on ``device``."""
+    notebook ``best_model_lm.pt``, in eval mode on ``device``. Every other source
+    (a hub id, an exported or SkyTNT folder, a LoRA run; none: the shipped model)
+    and an ``adapter`` to fold in are handled by :mod:`midilm.hub.sources`."""
+    from midilm.hub.sources import load_other
     from midilm.model import build_model, load_notebook_checkpoint
 
+    other = load_other(path, device, adapter)
+    if other is not None:
+        return other
     weights = resolve_weights(path)
     if weights.suffix == ".pt":
         model_config, state_dict = load_notebook_checkpoint(weights)

@@ -27,13 +27,18 @@ SCHEDULES = ("plateau", "cosine", "constant")
 FINE_TUNE_LR = 1e-4
 """Default learning rate with ``--init`` (a third of the from-scratch 3e-4), so
 fine-tuning adapts a trained model instead of overwriting it."""
+LORA_LR = 1e-3
+"""Default learning rate with ``--lora``: adapters start from zero and hold few
+weights, and at 1e-4 they learn several times slower (bench/finetune.py)."""
 
 
 @dataclass
 class TrainConfig:
     """Optimiser, schedule, data and loop settings of one training run."""
 
-    lr: float = field(default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR})"})
+    lr: float = field(
+        default=3e-4, metadata={"help": f"peak learning rate of AdamW (with --init the default is {FINE_TUNE_LR}, with --lora {LORA_LR})"}
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm to this (0 disables)"})
     batch_size: int = field(
@@ -72,6 +77,22 @@ class TrainConfig:
     )
     tensorboard: bool = field(default=False, metadata={"help": "also log to RUN/tensorboard (needs the tensorboard package)"})
     freeze_embeddings: bool = field(default=False, metadata={"help": "with --init: keep the token embeddings fixed"})
+    lora: int = field(
+        default=0,
+        metadata={
+            "help": "with --init: train LoRA adapters of this rank on the frozen model; checkpoints hold only the adapters (0: train every weight)"
+        },
+    )
+    lora_alpha: float = field(
+        default=0.0, metadata={"help": "LoRA scaling numerator: updates are scaled by alpha / rank (0: twice the rank)"}
+    )
+    lora_targets: str = field(
+        default="",
+        metadata={
+            "help": "comma-separated names of the linear layers to adapt (default: the architecture's attention and MLP projections)"
+        },
+    )
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the input of the LoRA adapters"})
 
     def validate(self) -> None:
         """Refuse settings that cannot work, before anything is built."""
@@ -89,14 +110,17 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
             (self.schedule != "cosine" or self.max_steps > 0, "the cosine schedule needs --max-steps"),
             (self.eval_every >= 0 and self.log_every >= 1, "eval_every must be >= 0 and log_every >= 1"),
+            (self.lora >= 0 and self.lora_alpha >= 0, f"lora (rank) and lora_alpha must be >= 0 (got {self.lora}, {self.lora_alpha})"),
+            (0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1) (got {self.lora_dropout})"),
+            (not self.lora or not self.freeze_embeddings, "--lora already freezes every weight of the model; drop --freeze-embeddings"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
 
     def resolved(self, context_events: int) -> TrainConfig:
-        """A validated copy whose window and stride are explicit for a model of
-        ``context_events``; refuses a window the model cannot hold."""
+        """A validated copy whose window, stride and LoRA alpha are explicit for a
+        model of ``context_events``; refuses a window the model cannot hold."""
         self.validate()
         window = self.window_events or context_events
         if window > context_events:
@@ -108,7 +132,8 @@ class TrainConfig:
             raise ConfigError(
                 f"stride_events {stride} is longer than the window ({window} events): events between windows would never be seen"
             )
-        return dataclasses.replace(self, window_events=window, stride_events=stride)
+        lora_alpha = self.lora_alpha or 2.0 * self.lora
+        return dataclasses.replace(self, window_events=window, stride_events=stride, lora_alpha=lora_alpha)
 
 
 def upgrade_train_dict(data: Any, positions_per_event: int) -> Any:
@@ -144,6 +169,8 @@ class RunConfig:
     data: DataRef = field(default_factory=DataRef)
     vocab: dict[str, Any] = field(default_factory=dict)
     init: str = ""
+    init_sha256: str = ""
+    """Content hash of the ``init`` model's weights file: a LoRA run is applied only on that base."""
     midilm_version: str = __version__
 
     def to_json(self) -> str:
@@ -153,6 +180,7 @@ class RunConfig:
             "data": to_dict(self.data),
             "vocab": self.vocab,
             "init": self.init,
+            "init_sha256": self.init_sha256,
             "midilm_version": self.midilm_version,
         }
         return json.dumps(data, indent=2)
@@ -179,6 +207,7 @@ class RunConfig:
             data=from_dict(DataRef, data.get("data", {}), source=f"{source}:data"),
             vocab=data.get("vocab", {}),
             init=data.get("init", ""),
+            init_sha256=data.get("init_sha256", ""),
             midilm_version=data.get("midilm_version", ""),
         )
 

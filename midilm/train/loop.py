@@ -29,7 +29,7 @@ from midilm.runtime import autocast
 from midilm.train import distributed
 from midilm.train.batches import eval_batches
 from midilm.train.checkpoint import WEIGHTS_FILE, existing_checkpoint
-from midilm.train.config import FINE_TUNE_LR, DataRef, RunConfig, TrainConfig
+from midilm.train.config import FINE_TUNE_LR, LORA_LR, DataRef, RunConfig, TrainConfig
 from midilm.train.interrupt import Interrupt, StepAborted
 from midilm.train.metrics import count_targets, evaluate_view, summed_loss
 from midilm.train.session import CONFIG_FILE, TrainingSession
@@ -88,7 +88,7 @@ def resume_run(run_dir: str | Path, max_steps: int | None = None, max_minutes: f
     if changes:
         run = replace(run, train=replace(run.train, **changes))
     last = existing_checkpoint(run_dir / "last")
-    if last is not None:
+    if last is not None and not run.train.lora:  # a LoRA checkpoint holds the adapter alone, checked when it loads
         check_weights_fit(last / WEIGHTS_FILE, run.model)  # before the session builds the model config.json describes
     store = open_store(run.data.store)
     if store.tokenizer_spec != run.data.tokenizer:
@@ -271,5 +271,5 @@ def _end(s: TrainingSession, reason: str, metrics: dict[str, Any], evaluated: bo
 
 
 def fine_tune_lr(train_config: TrainConfig, lr_given: bool) -> TrainConfig:
-    """The lower fine-tuning learning rate, unless the user chose one."""
-    return train_config if lr_given else replace(train_config, lr=FINE_TUNE_LR)
+    """The fine-tuning learning rate (lower, or for LoRA adapters higher), unless the user chose one."""
+    return train_config if lr_given else replace(train_config, lr=LORA_LR if train_config.lora else FINE_TUNE_LR)

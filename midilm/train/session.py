@@ -17,11 +17,12 @@ from typing import Any
 import torch
 
 from midilm.errors import ConfigError
+from midilm.hub import adapters
 from midilm.runtime import autocast_dtype, resolve_device
 from midilm.train import distributed
 from midilm.train.batches import EpochBatches
-from midilm.train.checkpoint import existing_checkpoint, load_for_inference, load_weights, read_state, save_checkpoint
-from midilm.train.config import RunConfig
+from midilm.train.checkpoint import ADAPTER_WEIGHTS_FILE, existing_checkpoint, load_for_inference, load_weights, read_state, save_checkpoint
+from midilm.train.config import RunConfig, TrainConfig
 from midilm.train.report import Reporter
 from midilm.train.schedule import LRSchedule
 
@@ -72,6 +73,8 @@ class TrainingSession:
         checkpoint = None if fresh else existing_checkpoint(run_dir / "last")
         self.model = self._build_model(run, from_init=checkpoint is None)
         run.train = run.train.resolved(self.model.config.context_events)
+        if run.train.lora:
+            self._add_adapters(run.train)
         self.run = run
         self.report = Reporter(run_dir, run.model.arch, is_main=self.cluster.is_main, tensorboard=run.train.tensorboard)
         self._note_untrained_context()
@@ -117,11 +120,16 @@ class TrainingSession:
         from midilm.model import build_model
 
         torch.manual_seed(run.train.seed)
-        if run.init and from_init:
+        if run.train.lora and not run.init:
+            raise ConfigError("--lora trains adapters on a trained model: name it with --init (a run, model folder or hub id)")
+        if run.init and (from_init or run.train.lora):  # a LoRA run rebuilds its frozen base from init on resume too
             loaded = load_for_inference(run.init)
             init_tokenizer = loaded.run.data.tokenizer
             if init_tokenizer and init_tokenizer != run.data.tokenizer:
                 raise ConfigError(f"{run.init}: trained on tokens made with other tokenizer options than the store {run.data.store}")
+            if loaded.source.name == ADAPTER_WEIGHTS_FILE:
+                raise ConfigError(f"{run.init}: applies a LoRA adapter; fold it in first (midilm export --merge) to train on it")
+            self._record_init(run, loaded)
             run.model = loaded.run.model
             model = loaded.model
         else:
@@ -133,6 +141,34 @@ class TrainingSession:
         if self.cluster.is_main:
             print(f"model: {run.model.arch}, {sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
         return model.to(self.device).train()
+
+    @staticmethod
+    def _record_init(run: RunConfig, loaded: Any) -> None:
+        """Name the init model so that it can be found from anywhere (absolute path or hub id)
+        and record its content; a resumed LoRA run refuses a base whose content changed."""
+        from midilm.hub.files import file_sha256
+        from midilm.hub.sources import resolve
+
+        sha256 = file_sha256(loaded.source)
+        if run.init_sha256 and sha256 != run.init_sha256:
+            raise ConfigError(
+                f"{run.init}: its weights changed since this run started (sha256 {sha256[:12]}..., recorded {run.init_sha256[:12]}...); "
+                "the adapters of a LoRA run only fit the base they were trained on"
+            )
+        run.init, run.init_sha256 = resolve(run.init).name, sha256
+
+    def _add_adapters(self, train: TrainConfig) -> None:
+        """Freeze the model and wrap its attention and MLP projections (or ``--lora-targets``) with LoRA adapters."""
+        from midilm.model.lora import add_adapters
+
+        targets = [name.strip() for name in train.lora_targets.split(",") if name.strip()] or self.model.lora_targets
+        wrapped = add_adapters(self.model, train.lora, train.lora_alpha, targets, train.lora_dropout)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        if self.cluster.is_main:
+            total = sum(p.numel() for p in self.model.parameters())
+            print(
+                f"LoRA rank {train.lora} on {len(wrapped)} layers: {trainable:,} trainable parameters ({trainable / total:.2%})", flush=True
+            )
 
     def _note_untrained_context(self) -> None:
         window, context = self.run.train.window_events, self.run.model.context_events
@@ -168,7 +204,10 @@ class TrainingSession:
             tmp.replace(self.run_dir / CONFIG_FILE)
 
     def _restore(self, folder: Path) -> None:
-        load_weights(self.model, folder / "model.safetensors")
+        if self.run.train.lora:
+            adapters.load_into_wrapped(self.model, adapters.read_adapter(folder))
+        else:
+            load_weights(self.model, folder / "model.safetensors")
         state = read_state(folder)
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -213,10 +252,15 @@ class TrainingSession:
             "rng": self.rng_state(),
         }
         meta = {"step": self.position.step, "epoch": self.position.epoch, "best_val_loss": self.position.best_val_loss}
-        save_checkpoint(self.run_dir / "last", self.model, self.run, meta, state)
+        self._save(self.run_dir / "last", meta, state)
 
     def save_best(self, metrics: dict[str, Any]) -> None:
         """The weights of the best evaluation so far (no training state)."""
         if self.cluster.is_main:
             meta = {"step": self.position.step, "epoch": self.position.epoch, **{f"val_{k}": v for k, v in metrics.items()}}
-            save_checkpoint(self.run_dir / "best", self.model, self.run, meta, None)
+            self._save(self.run_dir / "best", meta, None)
+
+    def _save(self, folder: Path, meta: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """The whole model, or for a LoRA run its adapters alone."""
+        save = adapters.save_adapter_checkpoint if self.run.train.lora else save_checkpoint
+        save(folder, self.model, self.run, meta, state)

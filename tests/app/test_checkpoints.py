@@ -80,3 +80,31 @@ def test_no_checkpoint_or_a_wrong_one_is_named() -> None:
         cache.get("  ")
     with pytest.raises(CheckpointError, match="no-such-run: no such checkpoint"):
         cache.get("no-such-run")
+
+
+@pytest.mark.usefixtures("no_shipped_model")
+def test_model_folders_lora_runs_and_adapters_are_offered(tmp_path: Path, tiny_run: Path, chorale_store: Path) -> None:
+    import midilm
+    from midilm.app.checkpoints import adapter_choices
+
+    skytnt = Path(__file__).resolve().parents[1] / "data" / "skytnt"
+    runs = tmp_path / "runs"
+    shutil.copytree(skytnt / "model", runs / "skytnt")
+    shutil.copytree(skytnt / "lora", runs / "skytnt-lora")  # records no base: offered as an adapter only
+    midilm.export_model(midilm.ExportRequest(str(tiny_run)), runs / "exported")
+    train = midilm.TrainConfig(window_events=8, batch_size=4, max_steps=2, eval_every=2, eval_batches=1, lora=2)
+    midilm.start_run(chorale_store, runs / "lora", None, train, init=tiny_run)
+    labels = dict(checkpoint_choices(runs))
+    assert labels[f"{runs / 'skytnt'} (SkyTNT model)"] == str(runs / "skytnt")
+    assert labels[f"{runs / 'exported'} (exported model)"] == str(runs / "exported")
+    assert labels[f"{runs / 'lora'} (best, step 2, LoRA adapter)"] == str(runs / "lora")
+    assert not any("skytnt-lora" in label for label in labels)
+    assert adapter_choices(runs) == [
+        ("none", ""),
+        (str(runs / "lora"), str(runs / "lora")),
+        (str(runs / "skytnt-lora"), str(runs / "skytnt-lora")),
+    ]
+    cache = ModelCache(torch.device("cpu"))
+    plain, tuned = cache.get(str(runs / "skytnt")), cache.get(str(runs / "skytnt"), str(runs / "skytnt-lora"))
+    assert tuned is not plain and cache.get(str(runs / "skytnt"), "") is plain
+    assert not torch.equal(tuned.model.net.layers[0].self_attn.q_proj.weight, plain.model.net.layers[0].self_attn.q_proj.weight)

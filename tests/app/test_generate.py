@@ -71,6 +71,7 @@ def page_values(**changes: object) -> dict[str, object]:
     """The Generate handler's inputs as the page sends them (sliders give floats)."""
     values: dict[str, object] = {
         "checkpoint": "",
+        "adapter": "",
         "mode": ui.CONTROLS_TAB,
         "prompt_path": None,
         "prompt_events": 0,
@@ -188,3 +189,12 @@ def test_an_onnx_export_generates_in_the_app(models: ModelCache, tiny_run: Path,
     (piece,) = generate_pieces(models, request, tmp_path / "out").pieces
     assert piece.generated_events == 6 and piece.piano_roll.read_bytes()[:4] == b"\x89PNG"
     assert json.loads(piece.record.read_text())["checkpoint"] == str(folder)
+
+
+def test_the_generate_handler_folds_the_chosen_adapter_into_the_model(models: ModelCache, tmp_path: Path) -> None:
+    skytnt = Path(__file__).resolve().parents[1] / "data" / "skytnt"
+    generate = ui.make_generate(models, tmp_path)
+    values = page_values(checkpoint=str(skytnt / "model"), adapter=str(skytnt / "lora"), num_samples=1.0)
+    status, midi_paths, *_ = list(generate(**values, progress=no_progress))[-1]
+    assert status.startswith("1 sample(s), 6 events in") and len(midi_paths) == 1
+    assert json.loads(Path(midi_paths[0]).with_suffix(".json").read_text())["checkpoint"].endswith("lora/adapter_model.safetensors")

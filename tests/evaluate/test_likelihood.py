@@ -31,6 +31,12 @@ def uniform_logits(family: type[MidilmModel]) -> MidilmModel:
             shape = (*inputs.shape, vocab.VOCAB_SIZE)
             return torch.zeros(shape) + 0 * self.unused
 
+        # an event model's decoding parts; evaluation reads forward alone
+        def encode_events(self, events: torch.Tensor, cache: object = None) -> torch.Tensor:
+            raise AssertionError("evaluation must not decode")
+
+        _token_hidden = new_cache = encode_events
+
     return UniformLogits()
 
 

@@ -48,12 +48,13 @@ def test_reference_decoder_sees_the_documented_window(arch, make_model, make_eve
     for token in history[0, 6:].reshape(-1)[:19]:  # two whole events and 3 tokens of a third
         decoder.push(token.view(1))
     # the window overflowed on the first token of the 7th event (flat: 49 > 48
-    # tokens) or on completing it (hier: 7 > 6 events), keeping 2 whole events
-    kept_from = 5 if arch == "hier" else 4
+    # tokens) or on completing it (event-level models: 7 > 6 events), keeping 2 whole events
+    event_level = model.positions_per_event == 1
+    kept_from = 5 if event_level else 4
     assert decoder.window_start == kept_from * 8
     assert decoder.slot == 3
     with torch.no_grad():
-        if arch == "hier":
+        if event_level:
             state = model.encode_events(history[:, kept_from:8])[:, -1]
             expected = model.decode_tokens(state, history[:, 8, :3])[:, -1]
         else:

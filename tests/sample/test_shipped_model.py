@@ -18,13 +18,19 @@ MAX_BYTES = 20 * 1024 * 1024
 
 
 def test_the_shipped_model_is_small_16_bit_and_says_what_it_was_trained_on() -> None:
-    weights = default_checkpoint()
+    folder = default_checkpoint()  # an exported folder: config.json, model.safetensors, README.md
+    weights = folder / "model.safetensors"
     assert weights.stat().st_size <= MAX_BYTES
     assert {t.dtype for t in load_file(weights).values()} == {torch.bfloat16}
-    loaded = load_for_inference(weights)
+    loaded = load_for_inference()  # no source: the shipped model
+    assert loaded.source == weights
     assert loaded.run.vocab["vocab_size"] == vocab.VOCAB_SIZE
     assert Path(loaded.run.data.store).name == "music21-bach-essen"  # the bundled corpus, which has no Palestrina
     assert loaded.meta["step"] > 0 and loaded.meta["val_nats_per_event"] < 3.0
+    card = (folder / "README.md").read_text()
+    assert "non-commercial use" in card and "| essen-noncommercial | 6,747 |" in card and "| test | 2.677 |" in card
+    alone = load_for_inference(weights)  # the weights file alone rebuilds the same model (its metadata holds the run config)
+    assert all(torch.equal(a, b) for a, b in zip(alone.model.state_dict().values(), loaded.model.state_dict().values(), strict=True))
 
 
 def test_generate_without_a_checkpoint_uses_the_shipped_model(tmp_path: Path, capsys) -> None:
