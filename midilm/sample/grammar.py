@@ -18,9 +18,10 @@ N_EVENTS = len(vocab.EVENT_NAMES)
 class GrammarMask:
     """Additive masks for every (event type, slot), plus the event-start masks."""
 
-    def __init__(self, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, device: torch.device, dtype: torch.dtype = torch.float32, vocab_size: int = vocab.VOCAB_SIZE) -> None:
+        """``vocab_size``: the model's output classes; ids past the v2 vocabulary are never sampled."""
         ranges = vocab.slot_ranges()  # [6, 8, 2]
-        table = torch.full((N_EVENTS + 3, vocab.EVENT_LEN, vocab.VOCAB_SIZE), float("-inf"), dtype=dtype)
+        table = torch.full((N_EVENTS + 3, vocab.EVENT_LEN, vocab_size), float("-inf"), dtype=dtype)
         for e in range(N_EVENTS):
             for s in range(vocab.EVENT_LEN):
                 lo, hi = ranges[e, s]

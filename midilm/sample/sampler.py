@@ -48,9 +48,12 @@ class GenerationResult:
         return sum(self.generated_events) / max(self.seconds, 1e-9)
 
 
-def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = None) -> np.ndarray:
+def start_rows(
+    prompt: np.ndarray | None = None, controls: Controls | None = None, *, avoid_channels: frozenset[int] = frozenset()
+) -> np.ndarray:
     """The rows generation continues from: a prompt (BOS first), or BOS followed
-    by the control events. A prompt's trailing EOS row is dropped."""
+    by the control events (instruments off ``avoid_channels``, 0-based). A prompt's
+    trailing EOS row is dropped."""
     if prompt is not None and controls is not None and controls.any():
         raise ConfigError("give either a prompt or controls, not both (a prompt carries its own instruments and tempo)")
     if prompt is not None:
@@ -60,7 +63,7 @@ def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = Non
         if rows[-1, 0] == vocab.EOS:
             rows = rows[:-1]
         return rows.astype(vocab.TOKEN_DTYPE)
-    extra = control_events(controls) if controls is not None else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)
+    extra = control_events(controls, avoid_channels) if controls is not None else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)
     return np.concatenate([BOS_ROW[None, :], extra])
 
 
@@ -90,6 +93,11 @@ class Constraint(Protocol):
     def observe(self, rows: np.ndarray, active: np.ndarray) -> None:
         """The rows ``[B, 8]`` of the event step just taken, and which samples were still going."""
 
+    # Optional: a constraint may also define
+    # ``logit_bias(slot, row, event_index, logits [B, V]) -> [B, V] | None``, a finite
+    # additive bias that depends on the model's logits (e.g. folding the probability
+    # of tokens a mask removes onto one it keeps); the sampler adds it when present.
+
 
 class EventSampler:
     """One sampling run over a batch: decoder, grammar, generators, clock and
@@ -106,12 +114,14 @@ class EventSampler:
         cache: bool = True,
         constraints: Sequence[Constraint] = (),
     ) -> None:
+        from midilm.sample.locks import with_config_locks
+
         config.validate()
         self.model, self.config, self.start, self.cache = model, config, start, cache
-        self.constraints = list(constraints)
+        self.constraints = with_config_locks(config, start, constraints, model.config.vocab_size)
         self.device = next(model.parameters()).device
         batch = config.num_samples
-        self.grammar = GrammarMask(self.device)
+        self.grammar = GrammarMask(self.device, vocab_size=model.config.vocab_size)
         self.generators = make_generators(config, self.device)
         self.finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
         self.clock = MusicClock(batch)
@@ -179,11 +189,15 @@ class EventSampler:
                 token = torch.where(forcing, forced_rows[:, slot], 0)  # PAD where nothing is forced
             else:
                 mask = self.grammar.for_slot(slot, event_index, eos_allowed, finished)
+                logits = decoder.logits()
                 for constraint in self.constraints:
                     extra = constraint.slot_mask(slot, row, event_index)
                     if extra is not None:
                         mask = mask + extra
-                token = choose(decoder.logits(), mask, self.config, self.generators, skip=single)
+                    bias = constraint.logit_bias(slot, row, event_index, logits) if hasattr(constraint, "logit_bias") else None
+                    if bias is not None:
+                        mask = mask + bias
+                token = choose(logits, mask, self.config, self.generators, skip=single)
                 token = torch.where(forcing, forced_rows[:, slot], token)
             decoder.push(token)
             row[:, slot] = token
@@ -237,6 +251,11 @@ def generate(
     prompt: np.ndarray | None = None,
     controls: Controls | None = None,
 ) -> list[np.ndarray]:
-    """Generate samples from a model (Python API): token arrays [n, 8], BOS first."""
+    """Generate samples from a model (Python API): token arrays [n, 8], BOS first.
+    The config's locks hold, and instruments the controls name play (unless
+    ``controls.lock_instruments`` is off)."""
+    from midilm.sample.locks import generation_setup
+
     config = config or SamplingConfig()
-    return sample_events(model, config, start_rows(prompt, controls)).samples
+    start, constraints = generation_setup(config, prompt, controls, model.config.vocab_size)
+    return sample_events(model, config, start, constraints=constraints).samples
