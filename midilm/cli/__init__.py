@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "prepare": "midilm.cli.prepare",
     "train": "midilm.cli.train",
     "generate": "midilm.cli.generate",
+    "accompany": "midilm.cli.accompany",
+    "infill": "midilm.cli.infill",
     "evaluate": "midilm.cli.evaluate",
     "app": "midilm.cli.app",
 }

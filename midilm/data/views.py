@@ -46,6 +46,7 @@ class _Windows:
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
@@ -59,6 +60,8 @@ class _Windows:
             raise ConfigError(f"augmentation is for training only, not the {split} split")
         self.store, self.split, self.length, self.stride = store, split, length, stride
         self.random_offset, self.augment, self.seed = random_offset, augment, seed
+        self.anticipation = anticipation
+        """1/16 beats kept events are written ahead in each item (0: plain items; see midilm.data.anticipate)"""
         self.files = store.split(split)
         """Store indices of the split's files, in store order."""
         self._offsets = store.index[self.files, 0]
@@ -102,7 +105,12 @@ class _Windows:
             from midilm.tokenizer import augment
 
             rows = augment(np.array(rows), rng=np.random.default_rng([self.seed, self.epoch, i]))
-        return np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.anticipation:
+            from midilm.data.anticipate import anticipation_example
+
+            rows = anticipation_example(rows, self.anticipation, np.random.default_rng([self.seed, self.epoch, i, 1]))
+        return rows
 
 
 class TokenWindows(_Windows):
@@ -122,8 +130,9 @@ class TokenWindows(_Windows):
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
-        super().__init__(store, split, seq_len, stride, random_offset=random_offset, augment=augment, seed=seed)
+        super().__init__(store, split, seq_len, stride, random_offset=random_offset, augment=augment, seed=seed, anticipation=anticipation)
         self.seq_len = seq_len
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,10 +159,11 @@ class EventWindows(_Windows):
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
         if stride is None:
             stride = max(1, n_events // 2)
-        super().__init__(store, split, n_events, stride, random_offset=random_offset, augment=augment, seed=seed)
+        super().__init__(store, split, n_events, stride, random_offset=random_offset, augment=augment, seed=seed, anticipation=anticipation)
         self.n_events = n_events
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:

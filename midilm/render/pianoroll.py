@@ -37,8 +37,25 @@ def _rectangles(starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np
     )
 
 
-def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike, title: str | None = None) -> None:
-    """Draw a token array, decoded score or :class:`~midilm.notes.Notes` to a PNG."""
+KEPT_COLOUR = "0.72"
+"""Notes a piece kept from its input (accompaniment, infilling), drawn under the new ones."""
+
+
+def _split_kept(tokens: np.ndarray, kept_rows: np.ndarray) -> tuple[Notes, Notes]:
+    """The notes of the kept rows and of the others; every row that is not a note
+    (tempo, instruments) goes to both, so each part keeps its timing and programs."""
+    from midilm import vocab
+
+    not_note = np.asarray(tokens)[:, 0] != vocab.EVENT_ID["note"]
+    return read_notes(tokens[kept_rows | not_note]), read_notes(tokens[~kept_rows | not_note])
+
+
+def render_piano_roll(
+    piece: np.ndarray | Score | Notes, path: str | os.PathLike, title: str | None = None, *, kept_rows: np.ndarray | None = None
+) -> None:
+    """Draw a token array, decoded score or :class:`~midilm.notes.Notes` to a PNG.
+    ``kept_rows`` (token arrays only): which rows were kept from the input; their
+    notes are drawn in grey, the new ones in their instruments' colours."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
@@ -46,8 +63,13 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     from matplotlib.lines import Line2D
 
     notes = piece if isinstance(piece, Notes) else read_notes(piece)
+    kept = None
+    if kept_rows is not None:
+        kept, notes = _split_kept(np.asarray(piece), np.asarray(kept_rows, dtype=bool))
     table = notes.table
-    seconds = max(notes.seconds, 1.0)
+    everything = table if kept is None else np.concatenate([table, kept.table])  # what the axes cover
+    music_seconds = max(notes.seconds, kept.seconds if kept is not None else 0.0)
+    seconds = max(music_seconds, 1.0)
     width = float(np.clip(seconds * INCHES_PER_SECOND, MIN_WIDTH_INCHES, MAX_WIDTH_INCHES))
     figure = Figure(figsize=(width, HEIGHT_INCHES), dpi=DPI)
     FigureCanvasAgg(figure)
@@ -55,6 +77,13 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     groups = sorted({(int(t), int(p), bool(d)) for t, p, d in zip(table["track"], table["program"], table["is_drum"], strict=True)})
     palette = [c["color"] for c in matplotlib.rcParams["axes.prop_cycle"]]
     legend: list[tuple[int, Any, str]] = []  # (notes, artist, label)
+    if kept is not None and len(kept):
+        k = kept.table
+        artist = PolyCollection(
+            _rectangles(k["start_seconds"], k["end_seconds"], k["pitch"].astype(np.float64)), facecolors=KEPT_COLOUR, edgecolors="none"
+        )
+        axes.add_collection(artist)
+        legend.append((len(everything), artist, f"kept ({len(k)} notes)"))  # listed first
     for i, (track, program, is_drum) in enumerate(groups):
         mine = table[(table["track"] == track) & (table["program"] == program) & (table["is_drum"] == is_drum)]
         if is_drum:
@@ -73,8 +102,8 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     if len(legend) > len(shown):
         handles.append(Line2D([], [], linestyle="none"))
         labels.append(f"... {len(legend) - len(shown)} more")
-    if len(table):
-        low, high = int(table["pitch"].min()) - 2, int(table["pitch"].max()) + 2
+    if len(everything):
+        low, high = int(everything["pitch"].min()) - 2, int(everything["pitch"].max()) + 2
         axes.set_ylim(low, high)
         octaves = np.arange(-(-low // 12) * 12, high + 1, 12)
         axes.set_yticks(octaves, [f"C{c // 12 - 1}" for c in octaves])
@@ -85,6 +114,6 @@ def render_piano_roll(piece: np.ndarray | Score | Notes, path: str | os.PathLike
     axes.set_xlabel("seconds")
     axes.set_ylabel("pitch")
     axes.grid(True, alpha=0.3)
-    axes.set_title(title or f"{len(table)} notes, {notes.seconds:.1f} s")
+    axes.set_title(title or f"{len(everything)} notes, {music_seconds:.1f} s")
     figure.tight_layout()
     figure.savefig(os.fspath(path), format="png")

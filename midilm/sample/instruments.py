@@ -21,8 +21,48 @@ from midilm.errors import ConfigError
 from midilm.sample.controls import DRUM_CHANNEL, drum_kit_program, instrument_program
 
 CHANNELS = vocab.PARAM_SIZES["channel"]
+_CHANNEL_EVENTS = [vocab.EVENT_ID[name] for name in ("note", "patch_change", "control_change")]
+_TRACK_SLOT = 1 + vocab.EVENT_PARAMS["note"].index("track")
+_CHANNEL_SLOT = 1 + vocab.EVENT_PARAMS["note"].index("channel")
 DRUMS_WORD = "drums"
 """In an instrument list, the drum kit (any kit); ``drums:KIT`` names one."""
+
+
+DRUM_KEYS = (35, 81)
+"""The General MIDI percussion keys (Acoustic Bass Drum .. Open Triangle): the pitches a drum kit sounds."""
+_FAMILY_RANGES = (
+    (21, 108),  # piano
+    (36, 108),  # chromatic percussion
+    (36, 96),  # organ
+    (40, 88),  # guitar
+    (28, 67),  # bass
+    (28, 103),  # strings (single instruments below)
+    (28, 103),  # ensembles
+    (34, 86),  # brass
+    (34, 94),  # reeds
+    (60, 108),  # pipes
+    (36, 96),  # synth lead
+    (36, 96),  # synth pad
+    (36, 96),  # synth effects
+    (48, 84),  # ethnic
+    (36, 84),  # percussive
+    (0, 127),  # sound effects
+)
+_PROGRAM_RANGES = {
+    40: (55, 103), 41: (48, 91), 42: (36, 76), 43: (28, 67), 46: (23, 103), 47: (36, 57),  # violin .. timpani
+    52: (40, 84), 53: (40, 84), 54: (40, 84),  # choir
+    56: (54, 86), 57: (34, 75), 58: (28, 58), 59: (54, 86), 60: (34, 77),  # trumpet, trombone, tuba, muted, horn
+    64: (56, 88), 65: (49, 81), 66: (44, 76), 67: (36, 69), 68: (58, 91), 69: (52, 81), 70: (34, 75), 71: (50, 94),
+    72: (74, 108),  # piccolo
+}  # fmt: skip
+"""Written ranges of single instruments, where their family's is too wide (standard orchestration ranges)."""
+
+
+def pitch_range(program: int, is_drum: bool) -> tuple[int, int]:
+    """The lowest and highest pitch an instrument plays (inclusive); a drum kit's percussion keys."""
+    if is_drum:
+        return DRUM_KEYS
+    return _PROGRAM_RANGES.get(program, _FAMILY_RANGES[program // 8])
 
 
 @dataclass(frozen=True)
@@ -36,6 +76,11 @@ class Voice:
     @property
     def is_drum(self) -> bool:
         return self.channel == DRUM_CHANNEL
+
+    @property
+    def pitches(self) -> tuple[int, int]:
+        """The pitches it plays (inclusive), see :func:`pitch_range`."""
+        return pitch_range(self.program, self.is_drum)
 
     def describe(self) -> str:
         import pretty_midi
@@ -58,6 +103,16 @@ class InstrumentPlan:
     def voice_of_track(self, track: int) -> int:
         """Index of the voice on ``track`` (-1: none)."""
         return next((i for i, v in enumerate(self.voices) if v.track == track), -1)
+
+    def retracked(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` with every note, patch and control change on a voice's channel moved
+        to that voice's track (for voices that follow their channels, see EventRules)."""
+        rows = np.array(rows, dtype=vocab.TOKEN_DTYPE)
+        channel = rows[:, _CHANNEL_SLOT].astype(np.int64) - vocab.PARAM_OFFSET["channel"]
+        with_channel = np.isin(rows[:, 0], _CHANNEL_EVENTS)
+        for voice in self.voices:
+            rows[with_channel & (channel == voice.channel), _TRACK_SLOT] = vocab.PARAM_OFFSET["track"] + voice.track
+        return rows
 
     def patch_rows(self) -> np.ndarray:
         """One patch change per voice at time 0, as token rows [n, 8]."""
@@ -123,29 +178,44 @@ def plan_voices(
     programs: Iterable[int],
     drum_kit: int | None,
     *,
-    first_track: int = 1,
+    avoid_tracks: Collection[int] = (),
     avoid_channels: Collection[int] = (),
     what: str = "instruments",
 ) -> InstrumentPlan:
-    """Voices for the named melodic programs (tracks from ``first_track``, the
-    lowest free melodic channels in order) and a drum kit on the drum channel
-    (last track); ``avoid_channels`` (0-based) are never used."""
+    """Voices for the named melodic programs (the lowest free melodic channels, in
+    order) and a drum kit on the drum channel (last), on the lowest track numbers
+    from 1 not in ``avoid_tracks``; ``avoid_channels`` (0-based) are never used."""
     programs = list(programs)
     free = [c for c in range(CHANNELS) if c != DRUM_CHANNEL and c not in avoid_channels]
     if len(programs) > len(free):
         raise ConfigError(f"{what}: {len(programs)} instruments named, but only {len(free)} melodic MIDI channels are free")
-    voices = [Voice(first_track + i, channel, program) for i, (channel, program) in enumerate(zip(free, programs, strict=False))]
-    if drum_kit is not None:
-        if DRUM_CHANNEL in avoid_channels:
-            raise ConfigError(f"{what}: drums play on MIDI channel {DRUM_CHANNEL + 1}, which is disabled or already used")
-        voices.append(Voice(first_track + len(programs), DRUM_CHANNEL, drum_kit))
-    return InstrumentPlan(tuple(voices))
+    if drum_kit is not None and DRUM_CHANNEL in avoid_channels:
+        raise ConfigError(f"{what}: drums play on MIDI channel {DRUM_CHANNEL + 1}, which is disabled or already used")
+    channels = free[: len(programs)] + ([DRUM_CHANNEL] if drum_kit is not None else [])
+    tracks = [t for t in range(1, vocab.PARAM_SIZES["track"]) if t not in avoid_tracks][: len(channels)]
+    if len(tracks) < len(channels):
+        raise ConfigError(f"{what}: {len(channels)} new tracks do not fit beside the {len(avoid_tracks)} kept ones (tracks go up to 127)")
+    return InstrumentPlan(tuple(Voice(t, c, p) for t, c, p in zip(tracks, channels, [*programs, drum_kit], strict=False)))
 
 
 def named_plan(
-    instruments: str, drums: str, *, first_track: int = 1, avoid_channels: Collection[int] = (), what: str = "instruments"
+    instruments: str, drums: str, *, avoid_tracks: Collection[int] = (), avoid_channels: Collection[int] = (), what: str = "instruments"
 ) -> InstrumentPlan:
     """The plan of an instrument list and a drum kit as users type them."""
     programs = [instrument_program(name) for name in split_list(instruments)]
     kit = drum_kit_program(drums) if drums.strip() else None
-    return plan_voices(programs, kit, first_track=first_track, avoid_channels=avoid_channels, what=what)
+    return plan_voices(programs, kit, avoid_tracks=avoid_tracks, avoid_channels=avoid_channels, what=what)
+
+
+TEXTURE_TRACKS = 4
+"""Track numbers the model may spread named instruments over, at least: the four voices of
+a chorale (tracks keep voices apart for the model; each instrument is one track in the output)."""
+
+
+def texture_tracks(plan: InstrumentPlan, taken: set[int], voices: int = TEXTURE_TRACKS) -> frozenset[int]:
+    """The plan's tracks and the lowest further numbers not ``taken``, ``voices`` in all
+    (at least one per instrument)."""
+    tracks = [v.track for v in plan.voices]
+    spare = (t for t in range(1, vocab.PARAM_SIZES["track"]) if t not in taken and t not in tracks)
+    tracks += [t for _, t in zip(range(max(voices - len(tracks), 0)), spare, strict=False)]
+    return frozenset(tracks)

@@ -11,6 +11,7 @@ Time windows (where a piece's kept music leaves room) come from
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,15 +70,35 @@ class EventRules:
     ``shares``: whether every voice of the plan must keep a share of the notes.
     """
 
-    def __init__(self, locks: LockRules, plan: InstrumentPlan | None, batch: int, *, meta: bool = True, shares: bool = False) -> None:
+    def __init__(
+        self,
+        locks: LockRules,
+        plan: InstrumentPlan | None,
+        batch: int,
+        *,
+        meta: bool = True,
+        shares: bool = False,
+        voice_tracks: Collection[int] | None = None,
+    ) -> None:
+        """``voice_tracks``: None ties each voice of the plan to its own track; a
+        collection is the track numbers the model's own events may use, the voice
+        following the channel (the plan's channels must differ). A model trained on
+        four-voice chorales then writes its voices on the instruments named, on as
+        many tracks as the texture needs, rather than stacking notes on the few it is given."""
         if plan is not None:
             locks.check_plan(plan)
+            if voice_tracks is not None and len({v.channel for v in plan.voices}) != len(plan.voices):
+                raise ValueError("voices follow their channels only when every voice has its own channel")
         self.locks, self.plan, self.meta = locks, plan, meta
+        self.voice_tracks = None if voice_tracks is None else frozenset(voice_tracks)
         self.shares = shares and plan is not None and len(plan.voices) > 1
         self.program = np.zeros((batch, CHANNELS), dtype=np.int64)
         self.sounding: list[list[tuple[int, int]]] = [[] for _ in range(batch)]
         """Per sample, (start, end) in 1/16 beats of the pitched notes that may still sound."""
         self.voice_notes = np.zeros((batch, len(plan.voices) if plan else 0), dtype=np.int64)
+        self.track_channel: list[dict[int, int]] = [{} for _ in range(batch)]
+        """per sample, the channel of each track's first own note: with voices following
+        channels, a track's later notes keep to it (while that voice has room and share)"""
 
     # ----- state ---------------------------------------------------------------------------------
 
@@ -90,7 +111,8 @@ class EventRules:
             if values["channel"] != DRUM_CHANNEL and self.locks.max_polyphony:
                 self.sounding[b].append((onset, onset + values["duration"]))
             if own and self.plan is not None:
-                voice = self.plan.voice_of_track(values["track"])
+                self.track_channel[b].setdefault(values["track"], values["channel"])
+                voice = self.voice_of(values)
                 if voice >= 0:
                     self.voice_notes[b, voice] += 1
 
@@ -128,22 +150,45 @@ class EventRules:
         """Allowed values of ``param`` for sample ``b``'s own ``name`` event, given the
         parameters ``chosen`` so far and its ``onset``; None when any value may do."""
         size = vocab.PARAM_SIZES[param]
-        if param == "track" and self.plan is not None and name in ("note", "patch_change", "control_change"):
-            return self._voice_tracks(b, name, onset, size)
+        plan = self.plan
+        if plan is not None and name in ("note", "patch_change", "control_change"):
+            voices = self._note_voices(b, onset) if name == "note" else np.ones(len(plan.voices), dtype=bool)
+            by_channel = self.voice_tracks is not None
+            if param == "track":
+                if by_channel:
+                    return _many_hot(size, self.voice_tracks)
+                return _many_hot(size, [v.track for v, ok in zip(plan.voices, voices, strict=True) if ok])
+            if param == "channel":
+                if by_channel:
+                    sticky = self.track_channel[b].get(chosen["track"])
+                    if name == "note" and sticky is not None and voices[self.voice_of({"channel": sticky})]:
+                        return _one_hot(size, sticky)
+                    return _many_hot(size, [v.channel for v, ok in zip(plan.voices, voices, strict=True) if ok])
+                return _one_hot(size, plan.voices[plan.voice_of_track(chosen["track"])].channel)
+            if param == "patch":
+                return _one_hot(size, plan.voices[self.voice_of(chosen)].program)
+            if param == "pitch":
+                low, high = plan.voices[self.voice_of(chosen)].pitches
+                pitches = np.zeros(size, dtype=bool)
+                pitches[low : high + 1] = True
+                return pitches
+            return None
         if param == "channel" and name in ("note", "patch_change", "control_change"):
-            if self.plan is not None:
-                voice = self.plan.voices[self.plan.voice_of_track(chosen["track"])]
-                return _one_hot(size, voice.channel)
             if name == "note":
                 channels = np.zeros(size, dtype=bool)
                 channels[self._note_channels(b, self._pitched_room(b, onset))] = True
                 return channels
             return self._patch_channels() if name == "patch_change" else self._free_channels()
         if param == "patch":
-            if self.plan is not None:
-                return _one_hot(size, self.plan.voices[self.plan.voice_of_track(chosen["track"])].program)
             return self._programs(chosen["channel"], size)
         return None
+
+    def voice_of(self, values: dict[str, int]) -> int:
+        """Index in the plan of the voice an event (its parameter values) belongs to; -1: none."""
+        assert self.plan is not None
+        if self.voice_tracks is None:
+            return self.plan.voice_of_track(values["track"])
+        return next((i for i, v in enumerate(self.plan.voices) if v.channel == values["channel"]), -1)
 
     def may_end(self, b: int) -> bool:
         """Whether the piece may end: with a locked plan, once every voice has played."""
@@ -197,21 +242,18 @@ class EventRules:
                 steps[last - lo] -= 1
         return np.cumsum(steps)[:-1]
 
-    def _voice_tracks(self, b: int, name: str, onset: int, size: int) -> np.ndarray:
-        """The plan's tracks a new event may use: for notes, the voices with room
-        at ``onset``, and among them those short of their share, if any."""
+    def _note_voices(self, b: int, onset: int) -> np.ndarray:
+        """Which voices of the plan a new note at ``onset`` may use: those with room
+        (polyphony), and among them those short of their share, if any."""
         assert self.plan is not None
-        voices = np.ones(len(self.plan.voices), dtype=bool)
-        if name == "note":
-            room = self._pitched_room(b, onset)
-            voices = np.array([v.is_drum or room for v in self.plan.voices])
-            if self.shares:
-                counts = self.voice_notes[b]
-                fair = counts.sum() / len(counts)
-                behind = voices & (counts < np.floor(MIN_SHARE_OF_FAIR * fair))
-                if behind.any():
-                    voices = behind
-        return _many_hot(size, [v.track for v, ok in zip(self.plan.voices, voices, strict=True) if ok])
+        room = self._pitched_room(b, onset)
+        voices = np.array([v.is_drum or room for v in self.plan.voices])
+        if self.shares:
+            counts = self.voice_notes[b]
+            behind = voices & (counts < np.floor(MIN_SHARE_OF_FAIR * counts.sum() / len(counts)))
+            if behind.any():
+                return behind
+        return voices
 
 
 def _one_hot(size: int, value: int) -> np.ndarray:

@@ -257,5 +257,5 @@ def generate(
     from midilm.sample.locks import generation_setup
 
     config = config or SamplingConfig()
-    start, constraints = generation_setup(config, prompt, controls, model.config.vocab_size)
-    return sample_events(model, config, start, constraints=constraints).samples
+    setup = generation_setup(config, prompt, controls, model.config.vocab_size)
+    return setup.finish(sample_events(model, config, setup.start, constraints=setup.constraints)).samples

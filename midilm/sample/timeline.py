@@ -132,6 +132,8 @@ class Timeline:
         self.started = np.zeros(batch, dtype=bool)
         self.ended = np.zeros(batch, dtype=bool)
         self.overflowed = np.zeros(batch, dtype=bool)
+        self.starting: list[set[tuple[int, int]]] = [set() for _ in range(batch)]
+        """per sample, (channel, pitch) of the notes that start at its position: a new note does not double one"""
         self.own: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(batch)]
         """per sample, (onset, row) of each own event, overflow excluded"""
         self._steps: list[_Step | None] = [None] * batch
@@ -229,6 +231,8 @@ class Timeline:
             return
         self.beat[b] += int(row[1]) - vocab.PARAM_OFFSET["time1"]
         onset = int(self.beat[b]) * STEPS_PER_BEAT + int(row[2]) - vocab.PARAM_OFFSET["time2"]
+        if onset != int(self.position[b]):
+            self.starting[b].clear()
         self.position[b] = onset
         self.started[b] = True
         self.rules.forget_before(b, onset)
@@ -246,8 +250,10 @@ class Timeline:
     def _record(self, b: int, row: np.ndarray, onset: int, *, own: bool) -> None:
         self.rules.record(b, row, onset, own=own)
         if int(row[0]) == vocab.EVENT_ID["note"]:
-            duration = int(row[1 + vocab.EVENT_PARAMS["note"].index("duration")]) - vocab.PARAM_OFFSET["duration"]
-            self.reach[b] = max(int(self.reach[b]), onset + duration)
+            _, values = vocab.decode_event(row)
+            self.reach[b] = max(int(self.reach[b]), onset + values["duration"])
+            if onset == int(self.position[b]):
+                self.starting[b].add((values["channel"], values["pitch"]))
 
     def _is_next_kept(self, b: int, row: np.ndarray, onset: int) -> bool:
         k = int(self.next_kept[b])
@@ -351,8 +357,10 @@ class Timeline:
         given = {p: int(chosen[s]) - vocab.PARAM_OFFSET[p] for s, p in enumerate(vocab.EVENT_PARAMS[name][: slot - 1], start=1)}
         values = self.rules.values(b, name, param, given, onset)
         if name == "note" and param == "pitch":
-            sounding = self.protected.sounding_pitches(given["track"], given["channel"], onset)
-            if len(sounding):
+            sounding = self.protected.sounding_pitches(given["track"], given["channel"], onset).tolist()
+            if onset == int(self.position[b]):
+                sounding += [pitch for channel, pitch in self.starting[b] if channel == given["channel"]]
+            if sounding:
                 values = np.ones(vocab.PARAM_SIZES["pitch"], dtype=bool) if values is None else values.copy()
                 values[sounding] = False
         if name == "note" and param == "duration" and self.limit < NO_LIMIT:

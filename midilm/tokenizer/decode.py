@@ -33,6 +33,39 @@ def _values(rows: np.ndarray) -> np.ndarray:
     return values
 
 
+def _sounding_steps(values: np.ndarray, steps: np.ndarray, order: np.ndarray, is_note: np.ndarray) -> np.ndarray:
+    """Each note's length in 1/16 beats as decoded (0 for other events): within a
+    track, a note is cut where the next note of the same channel and pitch starts.
+    ``order`` sorts the events by track, then onset, then position."""
+    duration = np.where(is_note, values[:, 6], 0)
+    notes = order[is_note[order]]
+    if len(notes) > 1:
+        track = values[:, 2]
+        by_key = notes[np.lexsort((np.arange(len(notes)), steps[notes], values[notes, 4], values[notes, 3], track[notes]))]
+        same = (
+            (track[by_key[1:]] == track[by_key[:-1]])
+            & (values[by_key[1:], 3] == values[by_key[:-1], 3])
+            & (values[by_key[1:], 4] == values[by_key[:-1], 4])
+        )
+        earlier, later = by_key[:-1][same], by_key[1:][same]
+        duration[earlier] = np.minimum(duration[earlier], np.maximum(steps[later] - steps[earlier], 0))
+    return duration
+
+
+def sounding_durations(tokens: np.ndarray) -> np.ndarray:
+    """For every row of ``tokens``, how long it sounds once decoded, in 1/16 beats
+    (0 for rows that are not notes): the note's duration, cut where the next note of
+    its track, channel and pitch starts, as :func:`detokenize` cuts it."""
+    rows = check_shape(tokens)
+    valid = event_rows(rows, check_padding=False)
+    values = _values(rows[valid])
+    steps = np.cumsum(values[:, 0]) * vocab.PARAM_SIZES["time2"] + values[:, 1]
+    order = np.lexsort((np.arange(len(values)), steps, values[:, 2]))
+    out = np.zeros(len(rows), dtype=np.int64)
+    out[valid] = _sounding_steps(values, steps, order, rows[valid, 0] == _NOTE)
+    return out
+
+
 def detokenize(tokens: np.ndarray) -> list:
     """The score (``[480, track, ...]``, the reference's list form) of token rows.
 
@@ -44,23 +77,12 @@ def detokenize(tokens: np.ndarray) -> list:
     rows = check_shape(tokens)
     rows = rows[event_rows(rows, check_padding=False)]
     values = _values(rows)
-    beat = np.cumsum(values[:, 0])
-    tick = (beat * vocab.PARAM_SIZES["time2"] + values[:, 1]) * TICKS_PER_STEP
+    steps = np.cumsum(values[:, 0]) * vocab.PARAM_SIZES["time2"] + values[:, 1]
+    tick = steps * TICKS_PER_STEP
     track = values[:, 2]
     order = np.lexsort((np.arange(len(rows)), tick, track))
     is_note = rows[:, 0] == _NOTE
-    duration = np.where(is_note, values[:, 6] * TICKS_PER_STEP, 0)
-    notes = order[is_note[order]]
-    if len(notes) > 1:
-        # within a track, sorted by tick: cut each note at the next one of the same channel and pitch
-        by_key = notes[np.lexsort((np.arange(len(notes)), tick[notes], values[notes, 4], values[notes, 3], track[notes]))]
-        same = (
-            (track[by_key[1:]] == track[by_key[:-1]])
-            & (values[by_key[1:], 3] == values[by_key[:-1], 3])
-            & (values[by_key[1:], 4] == values[by_key[:-1], 4])
-        )
-        earlier, later = by_key[:-1][same], by_key[1:][same]
-        duration[earlier] = np.minimum(duration[earlier], np.maximum(tick[later] - tick[earlier], 0))
+    duration = _sounding_steps(values, steps, order, is_note) * TICKS_PER_STEP
     keep = order[~is_note[order] | (duration[order] > 0)]
 
     tracks: dict[int, list] = {}

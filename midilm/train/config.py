@@ -23,6 +23,8 @@ from midilm.config import from_dict, read_json, to_dict
 from midilm.errors import ConfigError
 
 SCHEDULES = ("plateau", "cosine", "constant")
+MAX_ANTICIPATION_BEATS = 32
+"""Kept events are written at most this far ahead (their offset must fit the tokens, see midilm.anticipation)."""
 FINE_TUNE_LR = 1e-4
 """Default learning rate with ``--init`` (a third of the from-scratch 3e-4), so
 fine-tuning adapts a trained model instead of overwriting it."""
@@ -71,6 +73,13 @@ class TrainConfig:
     )
     tensorboard: bool = field(default=False, metadata={"help": "also log to RUN/tensorboard (needs the tensorboard package)"})
     freeze_embeddings: bool = field(default=False, metadata={"help": "with --init: keep the token embeddings fixed"})
+    anticipation: float = field(
+        default=0.0,
+        metadata={
+            "help": "also teach the model to read kept events this many beats ahead of their time (Anticipatory Music Transformer), "
+            "so accompany and infill can plan towards the music they keep; 0 = off (see docs/accompany.md)"
+        },
+    )
 
     def validate(self) -> None:
         """Refuse settings that cannot work, before anything is built."""
@@ -88,6 +97,10 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})"),
             (self.schedule != "cosine" or self.max_steps > 0, "the cosine schedule needs --max-steps"),
             (self.eval_every >= 0 and self.log_every >= 1, "eval_every must be >= 0 and log_every >= 1"),
+            (
+                0 <= self.anticipation <= MAX_ANTICIPATION_BEATS,
+                f"anticipation must be in 0..{MAX_ANTICIPATION_BEATS} beats (got {self.anticipation})",
+            ),
         ]
         for ok, message in checks:
             if not ok:
