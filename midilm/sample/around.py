@@ -108,6 +108,23 @@ class Task:
         rows, _ = interleaved
         return np.concatenate([BOS_ROW[None], rows]), controls
 
+    def timeline(self, locks: LockRules, batch: int, around: AroundModel, mode: str, start: np.ndarray, stream: KeptEvents) -> Timeline:
+        """The constraint that samples this task from ``start`` (see :meth:`start`)."""
+        rules = EventRules(locks, self.plan, batch, meta=False, shares=self.shares, voice_tracks=self.voice_tracks)
+        return Timeline(
+            rules,
+            start,
+            batch,
+            around.model.config.vocab_size,
+            kept=stream,
+            mode=mode,
+            delta=around.anticipation_steps,
+            own_from=self.own_from,
+            limit=self.limit,
+            fill_to_limit=self.fill_to_limit,
+            protected=self.song.protected(self.keep),
+        )
+
     def own_rows(self, rows: np.ndarray, onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A sample's own rows as the output holds them: the rows that start the new
         voices, then the model's, each voice on its own track."""
@@ -140,22 +157,7 @@ def write_around(
     mode = around.mode(mode)
     config = _with_budget(config, task.budget())
     start, stream = task.start(mode, around.anticipation_steps)
-    rules = EventRules(
-        LockRules.from_config(config), task.plan, config.num_samples, meta=False, shares=task.shares, voice_tracks=task.voice_tracks
-    )
-    timeline = Timeline(
-        rules,
-        start,
-        config.num_samples,
-        around.model.config.vocab_size,
-        kept=stream,
-        mode=mode,
-        delta=around.anticipation_steps,
-        own_from=task.own_from,
-        limit=task.limit,
-        fill_to_limit=task.fill_to_limit,
-        protected=task.song.protected(task.keep),
-    )
+    timeline = task.timeline(LockRules.from_config(config), config.num_samples, around, mode, start, stream)
     result = sample_events(around.model, config, start, on_event=on_event, constraints=[timeline])
     all_kept = task.song.kept(task.keep, sounding=True)
     merged = [merge(all_kept, *task.own_rows(*timeline.own_events(b))) for b in range(config.num_samples)]

@@ -30,11 +30,11 @@ def infill_task(song: Song, start: float, end: float, tracks: str = "all", unit:
         raise ConfigError(f"start {start} ({unit}) is at or after the end of {song.name} (beat {song.end() / STEPS_PER_BEAT:g})")
     chosen = song.select_tracks(tracks, "tracks")
     rewritten = song.is_event & ~song.is_meta & np.isin(song.track, chosen) & (song.onsets >= first) & (song.onsets < last)
-    plan = InstrumentPlan(tuple(_voice(song, track, first) for track in chosen))
+    plan = InstrumentPlan(tuple(voice_of_track(song, track, first) for track in chosen))
     return Task(song, song.is_event & ~rewritten, plan, first, last, False, np.zeros((0, vocab.EVENT_LEN), vocab.TOKEN_DTYPE), shares=False)
 
 
-def _voice(song: Song, track: int, at: int) -> Voice:
+def voice_of_track(song: Song, track: int, at: int) -> Voice:
     """A rewritten track as a voice: the channel most of its notes use, and that channel's program at ``at``."""
     channel_slot = 1 + vocab.EVENT_PARAMS["note"].index("channel")
     notes = (song.rows[:, 0] == _NOTE) & (song.track == track)

@@ -183,6 +183,11 @@ class EventRules:
             return self._programs(chosen["channel"], size)
         return None
 
+    def part_of(self, values: dict[str, int]) -> int:
+        """What keeps two same-pitch notes of one channel apart: their track, unless
+        voices follow channels (then the output puts them on one track: -1)."""
+        return -1 if self.voice_tracks is not None else values["track"]
+
     def voice_of(self, values: dict[str, int]) -> int:
         """Index in the plan of the voice an event (its parameter values) belongs to; -1: none."""
         assert self.plan is not None

@@ -132,8 +132,8 @@ class Timeline:
         self.started = np.zeros(batch, dtype=bool)
         self.ended = np.zeros(batch, dtype=bool)
         self.overflowed = np.zeros(batch, dtype=bool)
-        self.starting: list[set[tuple[int, int]]] = [set() for _ in range(batch)]
-        """per sample, (channel, pitch) of the notes that start at its position: a new note does not double one"""
+        self.starting: list[set[tuple[int, int, int]]] = [set() for _ in range(batch)]
+        """per sample, (part, channel, pitch) of the notes that start at its position: a new note does not double one"""
         self.own: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(batch)]
         """per sample, (onset, row) of each own event, overflow excluded"""
         self._steps: list[_Step | None] = [None] * batch
@@ -253,7 +253,7 @@ class Timeline:
             _, values = vocab.decode_event(row)
             self.reach[b] = max(int(self.reach[b]), onset + values["duration"])
             if onset == int(self.position[b]):
-                self.starting[b].add((values["channel"], values["pitch"]))
+                self.starting[b].add((self.rules.part_of(values), values["channel"], values["pitch"]))
 
     def _is_next_kept(self, b: int, row: np.ndarray, onset: int) -> bool:
         k = int(self.next_kept[b])
@@ -359,7 +359,8 @@ class Timeline:
         if name == "note" and param == "pitch":
             sounding = self.protected.sounding_pitches(given["track"], given["channel"], onset).tolist()
             if onset == int(self.position[b]):
-                sounding += [pitch for channel, pitch in self.starting[b] if channel == given["channel"]]
+                part = self.rules.part_of(given)
+                sounding += [pitch for p, channel, pitch in self.starting[b] if (p, channel) == (part, given["channel"])]
             if sounding:
                 values = np.ones(vocab.PARAM_SIZES["pitch"], dtype=bool) if values is None else values.copy()
                 values[sounding] = False
