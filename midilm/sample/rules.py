@@ -255,7 +255,8 @@ class EventRules:
         voices = np.array([v.is_drum or room for v in self.plan.voices])
         if self.shares:
             counts = self.voice_notes[b]
-            behind = voices & (counts < np.floor(MIN_SHARE_OF_FAIR * counts.sum() / len(counts)))
+            silent = (counts == 0) & (counts.sum() >= len(counts))  # every voice plays within the first notes
+            behind = voices & (silent | (counts < np.floor(MIN_SHARE_OF_FAIR * counts.sum() / len(counts))))
             if behind.any():
                 return behind
         return voices
