@@ -93,7 +93,9 @@ def test_named_instruments_all_play_and_nothing_else_does(arch: str) -> None:
         assert set(channels.tolist()) == {0, 1, 9}  # every named instrument plays, on its own channel
         assert {c: set(tracks[channels == c].tolist()) for c in (0, 1, 9)} == {0: {1}, 1: {2}, 9: {3}}  # one track each
         patches = sample[sample[:, 0] == PATCH]
-        assert {(c, p) for c, p in zip(param(patches, "patch_change", "channel"), param(patches, "patch_change", "patch"))} <= {
+        assert {
+            (c, p) for c, p in zip(param(patches, "patch_change", "channel"), param(patches, "patch_change", "patch"), strict=True)
+        } <= {
             (0, 0),
             (1, 40),
             (9, 0),
