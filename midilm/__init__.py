@@ -35,6 +35,8 @@ _LAZY: dict[str, str] = {
     "SamplingConfig": "midilm.sample",
     "Controls": "midilm.sample",
     "generate": "midilm.sample",
+    "accompany": "midilm.sample",
+    "infill": "midilm.sample",
     "render_wav": "midilm.render",
     "render_piano_roll": "midilm.render",
     "evaluate_checkpoint": "midilm.evaluate",

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
-from midilm.sample import Controls, SamplingConfig, sample_events, start_rows
+from midilm.sample import Controls, SamplingConfig, sample_events
+from midilm.sample.locks import generation_setup
 from midilm.sample.output import write_samples
 from midilm.sample.prompt import load_prompt
 from midilm.tokenizer import summarize
@@ -75,11 +76,10 @@ def generate_pieces(models: ModelCache, request: GenerationRequest, out_root: Pa
     prompt = None
     if request.prompt is not None:
         prompt = load_prompt(request.prompt, loaded.run.data.tokenizer, events=request.prompt_events, seconds=request.prompt_seconds)
-    start = start_rows(prompt, request.controls)
+    setup = generation_setup(request.sampling, prompt, request.controls, loaded.model.config.vocab_size)
     total = request.sampling.events
-    result = sample_events(
-        loaded.model, request.sampling, start, on_event=None if progress is None else lambda done: progress(done, total, "events")
-    )
+    on_event = None if progress is None else lambda done: progress(done, total, "events")
+    result = setup.finish(sample_events(loaded.model, request.sampling, setup.start, on_event=on_event, constraints=setup.constraints))
     out_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))
     settings = {

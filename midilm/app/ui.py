@@ -7,7 +7,7 @@ Handlers only translate between page values and those modules; a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import gradio as gr
 
 from midilm import vocab
 from midilm.app import forms
+from midilm.app.around import lock_fields, locks, with_around_tab
 from midilm.app.checkpoints import ModelCache, checkpoint_choices
 from midilm.app.pieces import GenerationRequest, Piece, generate_pieces
 from midilm.errors import MidilmError
@@ -104,22 +105,23 @@ def make_generate(models: ModelCache, out_dir: Path) -> Callable[..., list[Any]]
         top_p: float,
         top_k: float,
         seed: float,
+        allowed: list[int],
+        disabled: list[str],
+        patch_change: bool,
+        control_change: bool,
+        max_polyphony: float,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the progress bar by this default)
     ) -> list[Any]:
         try:
+            sampling = forms.sampling_config(
+                num_samples=num_samples, events=events, min_events=min_events, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
+            )
             request = GenerationRequest(
                 checkpoint=checkpoint,
-                sampling=forms.sampling_config(
-                    num_samples=num_samples,
-                    events=events,
-                    min_events=min_events,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=top_k,
-                    seed=seed,
-                ),
+                sampling=replace(sampling, **locks(allowed, disabled, patch_change, control_change, max_polyphony)),
                 controls=Controls(),
             )
+            request.sampling.validate()
             if mode == PROMPT_TAB:
                 if not prompt_path:
                     raise gr.Error("Upload a prompt MIDI file first (or switch to the Controls tab).")
@@ -206,14 +208,14 @@ def sampling_fields() -> list[gr.components.Component]:
     return [num_samples, events, min_events, temperature, top_p, top_k, seed]
 
 
-def result_slots() -> tuple[list[list[gr.components.Component]], list[gr.Button]]:
-    """MAX_SAMPLES hidden slots, each: group, title, audio, piano roll, downloads; and their Continue buttons."""
+def result_slots(button_label: str = "Continue from this sample") -> tuple[list[list[gr.components.Component]], list[gr.Button]]:
+    """MAX_SAMPLES hidden slots, each: group, title, audio, piano roll, downloads; and their buttons (Continue)."""
     slots, continue_buttons = [], []
     for _ in range(MAX_SAMPLES):
         with gr.Group(visible=False) as group:
             with gr.Row(equal_height=True):
                 title = gr.Markdown(padding=True)
-                continue_buttons.append(gr.Button("Continue from this sample", size="sm", scale=0, min_width=200))
+                continue_buttons.append(gr.Button(button_label, size="sm", scale=0, min_width=200))
             audio = gr.Audio(type="filepath", interactive=False, show_label=False, buttons=["download"])
             roll = gr.Image(type="filepath", interactive=False, show_label=False, buttons=["fullscreen"])
             downloads = gr.File(file_count="multiple", interactive=False, label="Download MIDI and WAV")
@@ -243,6 +245,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
                 sampling = sampling_fields()
+                lock_values = lock_fields()
                 generate_button = gr.Button("Generate", variant="primary")
             with gr.Column(scale=3, min_width=420):
                 gr.Markdown(RESULTS)
@@ -256,7 +259,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
         start.prompt_file.clear(lambda: "", outputs=start.prompt_info)
         generate_button.click(
             make_generate(models, settings.out_dir),
-            inputs=[checkpoint, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
+            inputs=[checkpoint, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling, *lock_values],
             outputs=[status, midi_paths, *(component for slot in slots for component in slot)],
             show_progress_on=status,
         )
@@ -266,7 +269,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 inputs=midi_paths,
                 outputs=[start.prompt_file, *start.prompt_cut, start.prompt_info, start.tabs, mode],
             )
-    return app
+    return with_around_tab(app, models, settings)
 
 
 def launch(app: gr.Blocks, settings: AppSettings, *, host: str, port: int, share: bool) -> str:

@@ -17,6 +17,7 @@ examples:
   midilm generate --checkpoint runs/gpt --num-samples 4 --audio --piano-roll --out samples
   midilm generate --instruments piano,violin --drums standard --bpm 96 --key Dm --time-signature 3/4
   midilm generate --prompt song.mid --prompt-seconds 10 --seconds 30
+  midilm generate --allow-instruments piano,drums --no-control-change --max-polyphony 4
 """
 
 UNLIMITED_EVENTS = 1_000_000
@@ -59,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from midilm.runtime import resolve_device
-    from midilm.sample import sample_events, start_rows
+    from midilm.sample import sample_events
+    from midilm.sample.locks import generation_setup
     from midilm.sample.output import write_samples
     from midilm.sample.prompt import load_prompt
     from midilm.train import load_for_inference
@@ -74,11 +76,12 @@ def run(args: argparse.Namespace) -> int:
     prompt = None
     if args.prompt:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)
-    start = start_rows(prompt, controls)
+    setup = generation_setup(config, prompt, controls, loaded.model.config.vocab_size)
     out = Path(args.out or f"samples/{time.strftime('%Y%m%d-%H%M%S')}")
     total = None if config.events == UNLIMITED_EVENTS else config.events
     with tqdm(total=total, unit="event", desc=f"generating {config.num_samples} sample(s)", dynamic_ncols=True) as bar:
-        result = sample_events(loaded.model, config, start, on_event=lambda n: bar.update(n - bar.n))
+        result = sample_events(loaded.model, config, setup.start, on_event=lambda n: bar.update(n - bar.n), constraints=setup.constraints)
+    result = setup.finish(result)
     if result.stop_reason == "interrupted":
         print("interrupted: writing what was generated so far")
     settings = {

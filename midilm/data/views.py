@@ -61,7 +61,8 @@ class _Windows:
         self.store, self.split, self.length, self.stride = store, split, length, stride
         self.random_offset, self.augment, self.seed = random_offset, augment, seed
         self.anticipation = anticipation
-        """1/16 beats kept events are written ahead in each item (0: plain items; see midilm.data.anticipate)"""
+        """1/16 beats kept events are written ahead in each item (0: plain items; see midilm.data.anticipate);
+        the targets of anticipated rows are PAD: the model learns to read them, not to predict them"""
         self.files = store.split(split)
         """Store indices of the split's files, in store order."""
         self._offsets = store.index[self.files, 0]
@@ -138,10 +139,16 @@ class TokenWindows(_Windows):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         j, start = self._locate(i)
         n_rows = -(-(self.seq_len + 1) // self.align)
-        flat = self._rows(i, j, start // self.align, n_rows).reshape(-1)[: self.seq_len + 1]
+        rows = self._rows(i, j, start // self.align, n_rows)
+        flat = rows.reshape(-1)[: self.seq_len + 1]
         buffer = np.full(self.seq_len + 1, vocab.PAD, dtype=np.int64)
         buffer[: len(flat)] = flat
-        return buffer[:-1], buffer[1:]
+        targets = buffer[1:].copy()
+        if self.anticipation:
+            read_only = np.zeros(self.seq_len + 1, dtype=bool)
+            read_only[: len(flat)] = np.repeat(_anticipated(rows), self.align)[: len(flat)]
+            targets[read_only[1:]] = vocab.PAD
+        return buffer[:-1], targets
 
 
 class EventWindows(_Windows):
@@ -171,4 +178,14 @@ class EventWindows(_Windows):
         rows = self._rows(i, j, start, self.n_events + 1)
         buffer = np.full((self.n_events + 1, vocab.EVENT_LEN), vocab.PAD, dtype=np.int64)
         buffer[: len(rows)] = rows
-        return buffer[:-1], buffer[1:]
+        targets = buffer[1:].copy()
+        if self.anticipation:
+            targets[_anticipated(targets)] = vocab.PAD
+        return buffer[:-1], targets
+
+
+def _anticipated(rows: np.ndarray) -> np.ndarray:
+    """Which rows are anticipated (kept) events: the model reads them and is not trained to predict them."""
+    from midilm.anticipation import is_anticipated
+
+    return is_anticipated(rows[:, 0])

@@ -40,6 +40,9 @@ REACH = TIME1_VALUES * STEPS_PER_BEAT
 MODES = ("interleave", "anticipate")
 EOS_ROW = np.array([vocab.EOS] + [vocab.PAD] * (vocab.EVENT_LEN - 1), dtype=vocab.TOKEN_DTYPE)
 NO_LIMIT = np.iinfo(np.int64).max // 4
+MOST_NOTES_AT_ONCE = 12
+"""Notes one voice may start at one onset: more than a pianist's chord, and a stop for a model
+that keeps adding notes where it would rather have written another voice."""
 
 
 @dataclass
@@ -167,7 +170,7 @@ class Timeline:
             if step is None:
                 continue
             ids = self._allowed_ids(b, step, slot, chosen[b])
-            if ids is None:
+            if ids is None or not len(ids):  # none left cannot happen by construction; never break the sampler over it
                 continue
             if allowed is None:
                 allowed = np.ones((self.batch, self.vocab_size), dtype=bool)
@@ -304,12 +307,28 @@ class Timeline:
         elif self.mode == "anticipate" and k < len(self.kept):
             waiting = (int(self.kept.onsets[k]) // STEPS_PER_BEAT + anticipation.OFFSET_BEATS) * STEPS_PER_BEAT
             high = min(high, waiting + STEPS_PER_BEAT - 1)
+        if self._crowded_voices(b) == len(self.rules.plan.voices if self.rules.plan else ()) > 0:
+            low = max(low, position + 1)  # every voice has started its most notes here: move on
         ending = self._may_end(b)
         overflow = ending and self.limit < NO_LIMIT and adopt < 0
         types = self.rules.event_types(b, low, high)
         if overflow:
             types = sorted(set(types) | set(self.rules.event_types(b, self.limit, self.limit)), key=vocab.EVENT_NAMES.index)
         return _Step(types, low, high, adopt, overflow, ending)
+
+    def _crowded(self, b: int) -> set[tuple[int, int]]:
+        """(part, channel) pairs that have started :data:`MOST_NOTES_AT_ONCE` notes at the current position."""
+        counts: dict[tuple[int, int], int] = {}
+        for part, channel, _ in self.starting[b]:
+            counts[part, channel] = counts.get((part, channel), 0) + 1
+        return {key for key, count in counts.items() if count >= MOST_NOTES_AT_ONCE}
+
+    def _crowded_voices(self, b: int) -> int:
+        """How many voices of the plan are crowded at the current position."""
+        plan, crowded = self.rules.plan, self._crowded(b)
+        if plan is None or not crowded:
+            return 0
+        return sum((self.rules.part_of({"track": v.track}), v.channel) in crowded for v in plan.voices)
 
     def _onsets(self, b: int, step: _Step, name: str) -> np.ndarray:
         """Allowed onsets of an own ``name`` event (or the kept one), from the current beat."""
@@ -356,6 +375,8 @@ class Timeline:
         param = vocab.EVENT_PARAMS[name][slot - 1]
         given = {p: int(chosen[s]) - vocab.PARAM_OFFSET[p] for s, p in enumerate(vocab.EVENT_PARAMS[name][: slot - 1], start=1)}
         values = self.rules.values(b, name, param, given, onset)
+        if name == "note" and param in ("track", "channel") and values is not None and onset == int(self.position[b]):
+            values = self._without_crowded(b, param, given, values)
         if name == "note" and param == "pitch":
             sounding = self.protected.sounding_pitches(given["track"], given["channel"], onset).tolist()
             if onset == int(self.position[b]):
@@ -370,3 +391,15 @@ class Timeline:
         if values is None:
             return None
         return vocab.PARAM_OFFSET[param] + np.flatnonzero(values)
+
+    def _without_crowded(self, b: int, param: str, given: dict[str, int], values: np.ndarray) -> np.ndarray:
+        """Track or channel values without the voices crowded at the current position (when another is left)."""
+        crowded = self._crowded(b)
+        if not crowded or self.rules.plan is None:
+            return values
+        out = values.copy()
+        for voice in self.rules.plan.voices:
+            part = self.rules.part_of({"track": voice.track if param == "track" else given["track"]})
+            if (part, voice.channel) in crowded:
+                out[voice.track if param == "track" else voice.channel] = False
+        return out if out.any() else values
