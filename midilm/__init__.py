@@ -42,6 +42,8 @@ _LAZY: dict[str, str] = {
     "Controls": "midilm.sample",
     "generate": "midilm.sample",
     "stream": "midilm.sample",
+    "accompany": "midilm.sample",
+    "infill": "midilm.sample",
     "render_wav": "midilm.render",
     "render_piano_roll": "midilm.render",
     "evaluate_checkpoint": "midilm.evaluate",

@@ -52,3 +52,17 @@ def tiny_gpt_run(chorale_store: Path, tmp_path_factory: pytest.TempPathFactory) 
     train = TrainConfig(window_events=8, stride_events=4, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2)
     start_run(chorale_store, run, preset_config("gpt", "tiny"), train)
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_anticipation_run(chorale_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hier of the tiny preset after two steps with ``--anticipation 4``: it reads kept events ahead."""
+    from midilm.model import preset_config
+    from midilm.train import TrainConfig, start_run
+
+    run = tmp_path_factory.mktemp("runs") / "antic"
+    train = TrainConfig(
+        window_events=32, stride_events=16, batch_size=8, max_steps=2, eval_every=2, log_every=1, eval_batches=2, anticipation=4
+    )
+    start_run(chorale_store, run, preset_config("hier", "tiny"), train)
+    return run

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from midilm.app.checkpoints import ModelCache
-from midilm.sample import Controls, SamplingConfig, start_rows
+from midilm.sample import Controls, SamplingConfig
+from midilm.sample.locks import generation_setup
 from midilm.sample.output import STOP_REASONS, write_samples
 from midilm.sample.prompt import load_prompt
 from midilm.sample.sampler import EventSampler
@@ -93,7 +94,8 @@ class PieceRun:
             prompt = load_prompt(
                 request.prompt, self.loaded.run.data.tokenizer, events=request.prompt_events, seconds=request.prompt_seconds
             )
-        self.sampler = EventSampler(self.loaded.model, request.sampling, start_rows(prompt, request.controls))
+        self.setup = generation_setup(request.sampling, prompt, request.controls, self.loaded.model.config.vocab_size)
+        self.sampler = EventSampler(self.loaded.model, request.sampling, self.setup.start, constraints=self.setup.constraints)
         self._steps = self.sampler.steps()
 
     def events(self) -> Iterator[int]:
@@ -123,7 +125,7 @@ class PieceRun:
 
     def finish(self, out_root: Path, progress: Progress | None = None) -> Generation:
         """Write every sample into a new folder under ``out_root``."""
-        result = self.sampler.result()
+        result = self.setup.finish(self.sampler.result())
         request = self.request
         out_root.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))

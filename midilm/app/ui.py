@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import gradio as gr
 
 from midilm import vocab
 from midilm.app import forms
+from midilm.app.around import lock_fields, locks, with_around_tab
 from midilm.app.checkpoints import ModelCache, adapter_choices, checkpoint_choices
 from midilm.app.pieces import GenerationRequest, Piece, PieceRun
 from midilm.errors import MidilmError
@@ -155,28 +156,35 @@ def make_generate(
         top_k: float,
         seconds: float,
         seed: str,
+        allowed: list[int],
+        disabled: list[str],
+        patch_change: bool,
+        control_change: bool,
+        max_polyphony: float,
         request: gr.Request | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (Gradio finds the progress bar by this default)
     ) -> Iterator[list[Any]]:
         session = request.session_hash if request is not None else ""
         stops.take(session)  # a Stop pressed before this Generate does not count
         try:
+            sampling = forms.sampling_config(
+                num_samples=num_samples,
+                events=events,
+                min_events=min_events,
+                seconds=seconds,
+                temperature=temperature,
+                top_p=top_p,
+                top_k=top_k,
+                seed=seed,
+            )
             asked = GenerationRequest(
                 checkpoint=checkpoint,
                 adapter=adapter,
-                sampling=forms.sampling_config(
-                    num_samples=num_samples,
-                    events=events,
-                    min_events=min_events,
-                    seconds=seconds,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=top_k,
-                    seed=seed,
-                ),
+                sampling=replace(sampling, **locks(allowed, disabled, patch_change, control_change, max_polyphony)),
                 controls=Controls(),
                 prompt=forms.chosen_prompt(mode == PROMPT_TAB, prompt_path),
             )
+            asked.sampling.validate()
             if asked.prompt is not None:
                 asked.prompt_events, asked.prompt_seconds = forms.prompt_cut(events=prompt_events, seconds=prompt_seconds)
             else:
@@ -282,14 +290,14 @@ def sampling_fields() -> list[gr.components.Component]:
     return [num_samples, events, min_events, temperature, top_p, top_k, seconds, seed]
 
 
-def result_slots() -> tuple[list[list[gr.components.Component]], list[gr.Button]]:
-    """MAX_SAMPLES hidden slots, each: group, title, audio, piano roll, downloads; and their Continue buttons."""
+def result_slots(button_label: str = "Continue from this sample") -> tuple[list[list[gr.components.Component]], list[gr.Button]]:
+    """MAX_SAMPLES hidden slots, each: group, title, audio, piano roll, downloads; and their buttons (Continue)."""
     slots, continue_buttons = [], []
     for _ in range(MAX_SAMPLES):
         with gr.Group(visible=False) as group:
             with gr.Row(equal_height=True):
                 title = gr.Markdown(padding=True)
-                continue_buttons.append(gr.Button("Continue from this sample", size="sm", scale=0, min_width=200))
+                continue_buttons.append(gr.Button(button_label, size="sm", scale=0, min_width=200))
             audio = gr.Audio(type="filepath", interactive=False, show_label=False, buttons=["download"])
             roll = gr.Image(type="filepath", interactive=False, show_label=False, buttons=["fullscreen"])
             downloads = gr.File(file_count="multiple", interactive=False, label="Download MIDI and WAV")
@@ -327,6 +335,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 rescan = gr.Button(f"Rescan {settings.runs_dir}/", size="sm")
                 start = start_fields()
                 sampling = sampling_fields()
+                lock_values = lock_fields()
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", scale=3)
                     stop_button = gr.Button("Stop", variant="stop", scale=1)
@@ -349,7 +358,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
         stop_button.click(ask_stop, queue=False)
         generate_button.click(
             make_generate(models, settings.out_dir, stops),
-            inputs=[checkpoint, adapter, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling],
+            inputs=[checkpoint, adapter, mode, start.prompt_file, *start.prompt_cut, *start.controls, *sampling, *lock_values],
             outputs=[status, midi_paths, *(component for slot in slots for component in slot)],
             show_progress_on=status,
         )
@@ -359,7 +368,7 @@ def build_app(settings: AppSettings) -> gr.Blocks:
                 inputs=midi_paths,
                 outputs=[start.prompt_file, *start.prompt_cut, start.prompt_info, start.tabs, mode],
             )
-    return app
+    return with_around_tab(app, models, settings)
 
 
 def launch(app: gr.Blocks, settings: AppSettings, *, host: str, port: int, share: bool) -> str:

@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "prepare": "midilm.cli.prepare",
     "train": "midilm.cli.train",
     "generate": "midilm.cli.generate",
+    "accompany": "midilm.cli.accompany",
+    "infill": "midilm.cli.infill",
     "evaluate": "midilm.cli.evaluate",
     "export": "midilm.cli.export",
     "app": "midilm.cli.app",

@@ -18,6 +18,8 @@ examples:
   midilm evaluate --checkpoint runs/gpt/best --data STORE --split val --samples 32 --events 1024 --out eval/gpt
   midilm evaluate --checkpoint model.safetensors --data STORE --no-likelihood --samples 64
   midilm evaluate --checkpoint hf:skytnt/midi-model-tv2o-medium --data STORE --split test
+  midilm evaluate --checkpoint runs/antic --task accompany --pieces 40 --samples 8     (a chorale voice given the others)
+  midilm evaluate --checkpoint runs/antic --task infill --samples 8                   (four bars given the rest)
 """
 
 SAMPLING_PREFIX = "sampling_"
@@ -80,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
     config.validate()
     sampling = apply_arguments(SamplingConfig(), args, dest_prefix=SAMPLING_PREFIX)
     store = args.data or default_store(checkpoint)
+    if config.task != "continue":
+        from midilm.evaluate.around_report import evaluate_task
+
+        out = Path(args.out) if args.out else run_folder(checkpoint) / f"eval-{config.task}-{config.split}"
+        result, files = evaluate_task(checkpoint, store, config, sampling, out)
+        print(task_summary(result))
+        print(f"wrote {files['report']} and {files['json'].name}")
+        return 0
     out = Path(args.out) if args.out else run_folder(checkpoint) / f"eval-{config.split}"
     evaluation = run_evaluation(checkpoint, store, config, sampling=sampling, train_store=args.train_data, adapter=args.lora_adapter)
     files = write_outputs(evaluation, out)
@@ -106,4 +116,12 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(
             f"memorization: longest run shared with the train split {memo['longest']} events (held-out files: {memo['reference_longest']})"
         )
+    return "\n".join(lines)
+
+
+def task_summary(result: dict[str, Any]) -> str:
+    """One line per procedure of an accompany/infill evaluation."""
+    lines = [f"{result['task']} on {result['split']}: {result['cases']} held-out parts from {result['files']} files"]
+    for name, figures in result["procedures"].items():
+        lines.append(f"  {name:13s} {figures['nats_per_event']:.3f} nats per held-out event")
     return "\n".join(lines)

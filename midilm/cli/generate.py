@@ -24,6 +24,7 @@ examples:
   midilm generate --instruments piano,violin --drums standard --bpm 96 --key Dm --time-signature 3/4
   midilm generate --prompt song.mid --prompt-seconds 10 --seconds 30
   midilm generate --seed 1234 --num-samples 4       (the same four pieces on every run on this device)
+  midilm generate --allow-instruments piano,drums --no-control-change --max-polyphony 4
 """
 
 UNLIMITED_EVENTS = 1_000_000
@@ -68,8 +69,9 @@ def default_checkpoint() -> Path:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from midilm.sample import sample_events, start_rows
+    from midilm.sample import sample_events
     from midilm.sample.loading import load_sampling_model
+    from midilm.sample.locks import generation_setup
     from midilm.sample.output import write_samples
     from midilm.sample.prompt import load_prompt
 
@@ -82,12 +84,13 @@ def run(args: argparse.Namespace) -> int:
     prompt = None
     if args.prompt:
         prompt = load_prompt(args.prompt, loaded.run.data.tokenizer, events=args.prompt_events, seconds=args.prompt_seconds)
-    start = start_rows(prompt, controls)
+    setup = generation_setup(config, prompt, controls, loaded.model.config.vocab_size)
     out = Path(args.out or f"samples/{time.strftime('%Y%m%d-%H%M%S')}")
     print(f"seed {config.seed} (sample i uses seed + i; --seed {config.seed} makes these pieces again)", flush=True)
     total = None if config.events == UNLIMITED_EVENTS else config.events
     with tqdm(total=total, unit="event", desc=f"generating {config.num_samples} sample(s)", dynamic_ncols=True) as bar:
-        result = sample_events(loaded.model, config, start, on_event=lambda n: bar.update(n - bar.n))
+        result = sample_events(loaded.model, config, setup.start, on_event=lambda n: bar.update(n - bar.n), constraints=setup.constraints)
+    result = setup.finish(result)
     if result.stop_reason == "interrupted":
         print("interrupted: writing what was generated so far")
     settings = {

@@ -46,6 +46,7 @@ class _Windows:
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
         if split not in SPLITS:
             raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
@@ -59,6 +60,9 @@ class _Windows:
             raise ConfigError(f"augmentation is for training only, not the {split} split")
         self.store, self.split, self.length, self.stride = store, split, length, stride
         self.random_offset, self.augment, self.seed = random_offset, augment, seed
+        self.anticipation = anticipation
+        """1/16 beats kept events are written ahead in each item (0: plain items; see midilm.data.anticipate);
+        the targets of anticipated rows are PAD: the model learns to read them, not to predict them"""
         self.files = store.split(split)
         """Store indices of the split's files, in store order."""
         self._offsets = store.index[self.files, 0]
@@ -102,7 +106,12 @@ class _Windows:
             from midilm.tokenizer import augment
 
             rows = augment(np.array(rows), rng=np.random.default_rng([self.seed, self.epoch, i]))
-        return np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        if self.anticipation:
+            from midilm.data.anticipate import anticipation_example
+
+            rows = anticipation_example(rows, self.anticipation, np.random.default_rng([self.seed, self.epoch, i, 1]))
+        return rows
 
 
 class TokenWindows(_Windows):
@@ -122,17 +131,24 @@ class TokenWindows(_Windows):
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
-        super().__init__(store, split, seq_len, stride, random_offset=random_offset, augment=augment, seed=seed)
+        super().__init__(store, split, seq_len, stride, random_offset=random_offset, augment=augment, seed=seed, anticipation=anticipation)
         self.seq_len = seq_len
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         j, start = self._locate(i)
         n_rows = -(-(self.seq_len + 1) // self.align)
-        flat = self._rows(i, j, start // self.align, n_rows).reshape(-1)[: self.seq_len + 1]
+        rows = self._rows(i, j, start // self.align, n_rows)
+        flat = rows.reshape(-1)[: self.seq_len + 1]
         buffer = np.full(self.seq_len + 1, vocab.PAD, dtype=np.int64)
         buffer[: len(flat)] = flat
-        return buffer[:-1], buffer[1:]
+        targets = buffer[1:].copy()
+        if self.anticipation:
+            read_only = np.zeros(self.seq_len + 1, dtype=bool)
+            read_only[: len(flat)] = np.repeat(_anticipated(rows), self.align)[: len(flat)]
+            targets[read_only[1:]] = vocab.PAD
+        return buffer[:-1], targets
 
 
 class EventWindows(_Windows):
@@ -150,10 +166,11 @@ class EventWindows(_Windows):
         random_offset: bool = False,
         augment: bool = False,
         seed: int = 0,
+        anticipation: int = 0,
     ) -> None:
         if stride is None:
             stride = max(1, n_events // 2)
-        super().__init__(store, split, n_events, stride, random_offset=random_offset, augment=augment, seed=seed)
+        super().__init__(store, split, n_events, stride, random_offset=random_offset, augment=augment, seed=seed, anticipation=anticipation)
         self.n_events = n_events
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,4 +178,14 @@ class EventWindows(_Windows):
         rows = self._rows(i, j, start, self.n_events + 1)
         buffer = np.full((self.n_events + 1, vocab.EVENT_LEN), vocab.PAD, dtype=np.int64)
         buffer[: len(rows)] = rows
-        return buffer[:-1], buffer[1:]
+        targets = buffer[1:].copy()
+        if self.anticipation:
+            targets[_anticipated(targets)] = vocab.PAD
+        return buffer[:-1], targets
+
+
+def _anticipated(rows: np.ndarray) -> np.ndarray:
+    """Which rows are anticipated (kept) events: the model reads them and is not trained to predict them."""
+    from midilm.anticipation import is_anticipated
+
+    return is_anticipated(rows[:, 0])

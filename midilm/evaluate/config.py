@@ -11,6 +11,15 @@ from midilm.errors import ConfigError
 class EvaluateConfig:
     """What to measure and how much of it."""
 
+    task: str = field(
+        default="continue",
+        metadata={
+            "help": "continue: likelihood and unprompted samples; accompany: write one held-out track of each multi-track file "
+            "given the others; infill: write a held-out span of bars (see docs/evaluation.md)",
+            "choices": ("continue", "accompany", "infill"),
+        },
+    )
+    pieces: int = field(default=40, metadata={"help": "accompany/infill: multi-track files of the split to hold parts out of"})
     split: str = field(default="test", metadata={"help": "split of --data to evaluate on", "choices": ("train", "val", "test")})
     samples: int = field(
         default=16, metadata={"help": "samples to generate for music statistics, syntax and memorization (0 = likelihood only)"}
@@ -27,6 +36,8 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         checks = [
+            (self.task in ("continue", "accompany", "infill"), f"task must be continue, accompany or infill (got {self.task!r})"),
+            (self.pieces >= 1, f"pieces must be >= 1 (got {self.pieces})"),
             (self.samples >= 0, f"samples must be >= 0 (got {self.samples})"),
             (self.events >= 1, f"events must be >= 1 (got {self.events})"),
             (self.sample_batch >= 1, f"sample_batch must be >= 1 (got {self.sample_batch})"),

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from midilm import vocab
 from midilm.notes import Notes, Score, read_notes
 
 NOTE_HEIGHT = 0.8
@@ -99,29 +100,49 @@ def _rectangles(starts: np.ndarray, ends: np.ndarray, pitches: np.ndarray) -> np
     )
 
 
+KEPT_COLOUR = "0.72"
+"""Notes a piece kept from its input (accompaniment, infilling), drawn under the new ones."""
+
+
+def _split_kept(tokens: np.ndarray, kept_rows: np.ndarray) -> tuple[Notes, Notes]:
+    """The notes of the kept rows and of the others; every row that is not a note
+    (tempo, instruments) goes to both, so each part keeps its timing and programs."""
+    not_note = np.asarray(tokens)[:, 0] != vocab.EVENT_ID["note"]
+    return read_notes(tokens[kept_rows | not_note]), read_notes(tokens[~kept_rows | not_note])
+
+
 def render_piano_roll(
     piece: np.ndarray | Score | Notes,
     path: str | os.PathLike,
     title: str | None = None,
     *,
     prompt_seconds: float | None = None,
+    kept_rows: np.ndarray | None = None,
 ) -> None:
     """Draw a token array, decoded score or :class:`~midilm.notes.Notes` to a PNG.
 
     ``prompt_seconds``: where a continued prompt ends and generated music
     begins; the prompt's span is shaded and the boundary drawn as a line.
+    ``kept_rows`` (token arrays only): which rows were kept from the input
+    (accompaniment, infilling); their notes are drawn in grey, the new ones in
+    their instruments' colours.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     notes = piece if isinstance(piece, Notes) else read_notes(piece)
+    kept = None
+    if kept_rows is not None:
+        kept, notes = _split_kept(np.asarray(piece), np.asarray(kept_rows, dtype=bool))
     table = notes.table
-    seconds = max(notes.seconds, prompt_seconds or 0.0, 1.0)
+    everything = table if kept is None else np.concatenate([table, kept.table])  # what the axes cover
+    music_seconds = max(notes.seconds, kept.seconds if kept is not None else 0.0)
+    seconds = max(music_seconds, prompt_seconds or 0.0, 1.0)
     width = float(np.clip(seconds * INCHES_PER_SECOND, MIN_WIDTH_INCHES, MAX_WIDTH_INCHES))
     figure = Figure(figsize=(width, HEIGHT_INCHES), dpi=DPI)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    legend = _draw_groups(axes, table)
+    legend = _draw_kept(axes, kept, len(everything)) + _draw_groups(axes, table)
     if prompt_seconds is not None:
         axes.axvspan(0, prompt_seconds, color=PROMPT_SHADE, alpha=0.12, zorder=0)
         axes.axvline(prompt_seconds, color="black", linestyle="--", linewidth=1.2, zorder=4)
@@ -134,8 +155,8 @@ def render_piano_roll(
             va="bottom",
             fontsize="small",
         )
-    if len(table):
-        low, high = int(table["pitch"].min()) - 2, int(table["pitch"].max()) + 2
+    if len(everything):
+        low, high = int(everything["pitch"].min()) - 2, int(everything["pitch"].max()) + 2
         axes.set_ylim(low, high)
         ticks = pitch_ticks(low, high)
         axes.set_yticks(ticks, [note_name(pitch) for pitch in ticks])
@@ -147,9 +168,23 @@ def render_piano_roll(
     axes.set_xlabel("seconds")
     axes.set_ylabel("pitch")
     axes.grid(True, alpha=0.3)
-    axes.set_title(title or f"{len(table)} notes, {notes.seconds:.1f} s", pad=14 if prompt_seconds is not None else 6)
+    axes.set_title(title or f"{len(everything)} notes, {music_seconds:.1f} s", pad=14 if prompt_seconds is not None else 6)
     figure.tight_layout()
     figure.savefig(os.fspath(path), format="png")
+
+
+def _draw_kept(axes: Any, kept: Notes | None, rank: int) -> list[tuple[int, Any, str]]:
+    """Draw the kept notes in grey; their legend entry counts ``rank`` notes, so it is listed."""
+    from matplotlib.collections import PolyCollection
+
+    if kept is None or not len(kept):
+        return []
+    k = kept.table
+    artist = PolyCollection(
+        _rectangles(k["start_seconds"], k["end_seconds"], k["pitch"].astype(np.float64)), facecolors=KEPT_COLOUR, edgecolors="none"
+    )
+    axes.add_collection(artist)
+    return [(rank, artist, f"kept ({len(k)} notes)")]
 
 
 def _draw_groups(axes: Any, table: np.ndarray) -> list[tuple[int, Any, str]]:

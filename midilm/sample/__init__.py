@@ -12,6 +12,8 @@ _EXPORTS = {
     "SamplingConfig": "midilm.sample.config",
     "GenerationResult": "midilm.sample.sampler",
     "generate": "midilm.sample.sampler",
+    "accompany": "midilm.sample.accompany",
+    "infill": "midilm.sample.infill",
     "sample_events": "midilm.sample.sampler",
     "start_rows": "midilm.sample.sampler",
     "stream": "midilm.sample.sampler",

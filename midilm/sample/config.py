@@ -73,8 +73,29 @@ class SamplingConfig:
         },
     )
 
+    # ----- locks: rules on what the model may write, applied through the sampler's masks -----
+    allow_instruments: str = field(
+        default="",
+        metadata={
+            "help": "new notes only on these General MIDI instruments (names or program numbers) and, with 'drums' or a kit name, "
+            "the drum kit, e.g. 'piano,bass,drums' (default: any)"
+        },
+    )
+    disable_channels: str = field(
+        default="", metadata={"help": "MIDI channels 1-16 the model may not use (10 is the drum channel), e.g. '10' or '2,3'"}
+    )
+    patch_change: bool = field(default=True, metadata={"help": "let the model change instruments (--no-patch-change: never)"})
+    control_change: bool = field(
+        default=True, metadata={"help": "let the model write control changes such as pedal and volume (--no-control-change: never)"}
+    )
+    max_polyphony: int = field(
+        default=0,
+        metadata={"help": "a new pitched note starts only where fewer than N pitched notes sound (drums not counted; 0 = no limit)"},
+    )
+
     def validate(self) -> None:
         checks = [
+            (self.max_polyphony >= 0, f"max_polyphony must be >= 0 (got {self.max_polyphony})"),
             (self.threads >= 0, f"threads must be >= 0 (got {self.threads})"),
             (self.num_samples >= 1, f"num_samples must be >= 1 (got {self.num_samples})"),
             (self.events >= 1, f"events must be >= 1 (got {self.events})"),
@@ -112,6 +133,13 @@ class Controls:
     bpm: int = field(default=0, metadata={"help": "tempo in beats per minute; 0: the model chooses", "metavar": "BPM"})
     time_signature: str = field(default="", metadata={"help": "time signature such as 4/4, 3/4 or 6/8", "metavar": "N/D"})
     key: str = field(default="", metadata={"help": "key signature such as C, G, Bb, F#m or 'D minor'"})
+    lock_instruments: bool = field(
+        default=True,
+        metadata={
+            "help": "with --instruments or --drums: every named instrument plays and nothing else does, whatever the model learnt "
+            "(--no-lock-instruments: they only start the piece)"
+        },
+    )
 
     def any(self) -> bool:
         return bool(self.instruments or self.drums or self.bpm or self.time_signature or self.key)

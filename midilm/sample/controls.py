@@ -111,8 +111,11 @@ def parse_key(text: str) -> tuple[int, int]:
     return sharps, int(minor)
 
 
-def control_events(controls: Controls) -> np.ndarray:
-    """The control events as token rows [n, 8] (no BOS), empty when no control is set."""
+def control_events(controls: Controls, avoid_channels: frozenset[int] = frozenset()) -> np.ndarray:
+    """The control events as token rows [n, 8] (no BOS), empty when no control is set;
+    instruments take the lowest melodic channels not in ``avoid_channels`` (0-based)."""
+    from midilm.sample.instruments import named_plan
+
     rows: list[np.ndarray] = []
     at_start = {"time1": 0, "time2": 0}
     if controls.time_signature:
@@ -125,15 +128,5 @@ def control_events(controls: Controls) -> np.ndarray:
         if not 1 <= controls.bpm < vocab.PARAM_SIZES["bpm"]:
             raise ConfigError(f"bpm {controls.bpm}: v2 tokens hold tempos 1..{vocab.PARAM_SIZES['bpm'] - 1}")
         rows.append(vocab.encode_event("set_tempo", **at_start, track=0, bpm=controls.bpm))
-    programs = [instrument_program(name) for name in controls.instruments.split(",") if name.strip()]
-    channels = [c for c in range(16) if c != DRUM_CHANNEL]
-    if len(programs) > len(channels):
-        raise ConfigError(f"{len(programs)} instruments given; MIDI has {len(channels)} melodic channels")
-    for track, (channel, program) in enumerate(zip(channels[: len(programs)], programs, strict=True), start=1):
-        rows.append(vocab.encode_event("patch_change", **at_start, track=track, channel=channel, patch=program))
-    if controls.drums:
-        track = len(programs) + 1
-        rows.append(
-            vocab.encode_event("patch_change", **at_start, track=track, channel=DRUM_CHANNEL, patch=drum_kit_program(controls.drums))
-        )
+    rows.extend(named_plan(controls.instruments, controls.drums, avoid_channels=avoid_channels).patch_rows())
     return np.stack(rows) if rows else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)

@@ -21,11 +21,11 @@ N_EVENTS = len(vocab.EVENT_NAMES)
 _EVENT_LENGTHS = np.array([vocab.EVENT_LENGTH[name] for name in vocab.EVENT_NAMES])
 
 
-def mask_table() -> np.ndarray:
-    """Additive masks ``[event types + 3, 8, V]`` (float32): a row per event type,
+def mask_table(vocab_size: int = vocab.VOCAB_SIZE) -> np.ndarray:
+    """Additive masks ``[event types + 3, 8, vocab_size]`` (float32): a row per event type,
     then the event start without and with EOS, then a finished sample."""
     ranges = vocab.slot_ranges()  # [6, 8, 2]
-    table = np.full((N_EVENTS + 3, vocab.EVENT_LEN, vocab.VOCAB_SIZE), -np.inf, dtype=np.float32)
+    table = np.full((N_EVENTS + 3, vocab.EVENT_LEN, vocab_size), -np.inf, dtype=np.float32)
     for e in range(N_EVENTS):
         for s in range(vocab.EVENT_LEN):
             lo, hi = ranges[e, s]
@@ -41,9 +41,10 @@ def mask_table() -> np.ndarray:
 class GrammarMask:
     """Additive masks for every (event type, slot), plus the event-start masks, as arrays of ``ops``."""
 
-    def __init__(self, ops: NumpyOps | TorchOps) -> None:
+    def __init__(self, ops: NumpyOps | TorchOps, vocab_size: int = vocab.VOCAB_SIZE) -> None:
+        """``vocab_size``: the model's output classes; ids past the v2 vocabulary are never sampled."""
         self.ops = ops
-        self.table = ops.asarray(mask_table())
+        self.table = ops.asarray(mask_table(vocab_size))
         self.start_row = N_EVENTS
         self.finished_row = N_EVENTS + 2
 

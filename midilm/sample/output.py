@@ -67,10 +67,13 @@ def write_sample(
     audio: bool,
     piano_roll: bool,
     prompt_events: int = 0,
+    kept_rows: np.ndarray | None = None,
+    title: str | None = None,
 ) -> tuple[dict[str, Path], list[str]]:
     """Files of one sample, named ``name.*`` in ``out_dir``, by kind; and notes
     about them for the user. ``prompt_events``: rows that came from a prompt
-    file (BOS included), marked on the piano roll."""
+    file (BOS included), marked on the piano roll; ``kept_rows``: rows kept from
+    the input (accompaniment, infilling), drawn in grey."""
     from midilm.tokenizer import tokens_to_midi
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +95,7 @@ def write_sample(
 
         files["piano_roll"] = out_dir / f"{name}.png"
         prompt_seconds = prompt_end_seconds(tokens, prompt_events) if prompt_events and len(tokens) > prompt_events else None
-        render_piano_roll(tokens, files["piano_roll"], title=name, prompt_seconds=prompt_seconds)
+        render_piano_roll(tokens, files["piano_roll"], title=title or name, prompt_seconds=prompt_seconds, kept_rows=kept_rows)
     files["record"] = out_dir / f"{name}.json"
     record = {**record, "files": {kind: path.name for kind, path in files.items()}}
     files["record"].write_text(json.dumps(record, indent=2, default=_jsonable))

@@ -53,9 +53,12 @@ class GenerationResult:
         return sum(self.generated_events) / max(self.seconds, 1e-9)
 
 
-def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = None) -> np.ndarray:
+def start_rows(
+    prompt: np.ndarray | None = None, controls: Controls | None = None, *, avoid_channels: frozenset[int] = frozenset()
+) -> np.ndarray:
     """The rows generation continues from: a prompt (BOS first), or BOS followed
-    by the control events. A prompt's trailing EOS row is dropped."""
+    by the control events (instruments off ``avoid_channels``, 0-based). A prompt's
+    trailing EOS row is dropped."""
     if prompt is not None and controls is not None and controls.any():
         raise ConfigError("give either a prompt or controls, not both (a prompt carries its own instruments and tempo)")
     if prompt is not None:
@@ -65,7 +68,7 @@ def start_rows(prompt: np.ndarray | None = None, controls: Controls | None = Non
         if rows[-1, 0] == vocab.EOS:
             rows = rows[:-1]
         return rows.astype(vocab.TOKEN_DTYPE)
-    extra = control_events(controls) if controls is not None else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)
+    extra = control_events(controls, avoid_channels) if controls is not None else np.zeros((0, vocab.EVENT_LEN), dtype=vocab.TOKEN_DTYPE)
     return np.concatenate([BOS_ROW[None, :], extra])
 
 
@@ -83,6 +86,11 @@ class Constraint(Protocol):
 
     def observe(self, rows: np.ndarray, active: np.ndarray) -> None:
         """The rows ``[B, 8]`` of the event step just taken, and which samples were still going."""
+
+    # Optional: a constraint may also define
+    # ``logit_bias(slot, row, event_index, logits [B, V]) -> [B, V] | None``, a finite
+    # additive bias that depends on the model's logits (e.g. folding the probability
+    # of tokens a mask removes onto one it keeps); the sampler adds it when present.
 
 
 class EventSampler:
@@ -106,9 +114,11 @@ class EventSampler:
         cache: bool = True,
         constraints: Sequence[Constraint] = (),
     ) -> None:
+        from midilm.sample.locks import with_config_locks
+
         config.validate()
         self.model, self.config, self.start, self.cache = model, config, start, cache
-        self.constraints = list(constraints)
+        self.constraints = with_config_locks(config, start, constraints, model.config.vocab_size)
         batch = config.num_samples
         self.generators = make_generators(config)
         self.finished = np.zeros(batch, dtype=bool)
@@ -130,7 +140,7 @@ class EventSampler:
         with decoder.running(config.threads):
             decoder.prefill(np.broadcast_to(self.start.astype(np.int64), (batch, *self.start.shape)))
             ops = array_ops(decoder.logits())
-            grammar = GrammarMask(ops)
+            grammar = GrammarMask(ops, self.model.config.vocab_size)
             self.stop_reason = "events"
             while self.done < config.events:
                 row = self._sample_row(decoder, grammar, ops, eos_allowed=self.done >= config.min_events)
@@ -173,11 +183,15 @@ class EventSampler:
                 token = np.where(forcing, forced_rows[:, slot], vocab.PAD)
             else:
                 mask = grammar.for_slot(slot, event_index, eos_allowed, finished)
+                logits = decoder.logits()
                 for constraint in self.constraints:
-                    extra = constraint.slot_mask(slot, row, event_index)
-                    if extra is not None:
-                        mask = mask + ops.asarray(np.asarray(extra, dtype=np.float32))
-                token = choose(decoder.logits(), mask, self.config, self.generators, single, ops)
+                    extras = [constraint.slot_mask(slot, row, event_index)]
+                    if hasattr(constraint, "logit_bias"):  # optional: a bias that reads the logits
+                        extras.append(constraint.logit_bias(slot, row, event_index, ops.to_numpy(logits)))
+                    for extra in extras:
+                        if extra is not None:
+                            mask = mask + ops.asarray(np.asarray(extra, dtype=np.float32))
+                token = choose(logits, mask, self.config, self.generators, single, ops)
                 token = np.where(forcing, forced_rows[:, slot], token)
             decoder.push(token)
             row[:, slot] = token
@@ -253,6 +267,11 @@ def generate(
     prompt: np.ndarray | None = None,
     controls: Controls | None = None,
 ) -> list[np.ndarray]:
-    """Generate samples from a model (Python API): token arrays [n, 8], BOS first."""
+    """Generate samples from a model (Python API): token arrays [n, 8], BOS first.
+    The config's locks hold, and instruments the controls name play (unless
+    ``controls.lock_instruments`` is off)."""
+    from midilm.sample.locks import generation_setup
+
     config = config or SamplingConfig()
-    return sample_events(model, config, start_rows(prompt, controls)).samples
+    setup = generation_setup(config, prompt, controls, model.config.vocab_size)
+    return setup.finish(sample_events(model, config, setup.start, constraints=setup.constraints)).samples

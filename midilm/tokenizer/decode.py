@@ -19,6 +19,38 @@ MAX_TEMPO = 0xFFFFFF
 """Slowest tempo a MIDI file can hold (microseconds per beat, about 3.6 bpm)."""
 
 
+def sounding_steps(events: EventTable) -> np.ndarray:
+    """How long each event sounds once decoded, in 1/16 beats (0 for events that
+    are not notes): a note's duration, cut where the next note of its track,
+    channel and pitch starts, as :func:`detokenize` cuts it."""
+    step = events.step
+    track, channel, pitch = events.column("track"), events.column("channel"), events.column("pitch")
+    is_note = events.is_event("note")
+    duration = np.where(is_note, events.column("duration"), 0)
+    order = np.lexsort((np.arange(len(events)), step, track))
+    notes = order[is_note[order]]
+    if len(notes) > 1:
+        # within a track, sorted by onset: cut each note at the next one of the same channel and pitch
+        by_key = notes[np.lexsort((np.arange(len(notes)), step[notes], pitch[notes], channel[notes], track[notes]))]
+        same = (
+            (track[by_key[1:]] == track[by_key[:-1]])
+            & (channel[by_key[1:]] == channel[by_key[:-1]])
+            & (pitch[by_key[1:]] == pitch[by_key[:-1]])
+        )
+        earlier, later = by_key[:-1][same], by_key[1:][same]
+        duration[earlier] = np.minimum(duration[earlier], np.maximum(step[later] - step[earlier], 0))
+    return duration
+
+
+def sounding_durations(tokens: np.ndarray) -> np.ndarray:
+    """For every row of ``tokens``, how long it sounds once decoded, in 1/16 beats
+    (0 for rows that are not notes): see :func:`sounding_steps`."""
+    events = EventTable.of(check_shape(tokens))
+    out = np.zeros(len(tokens), dtype=np.int64)
+    out[events.rows] = sounding_steps(events)
+    return out
+
+
 def detokenize(tokens: np.ndarray) -> list:
     """The score (``[480, track, ...]``, the reference's list form) of token rows.
 
@@ -29,21 +61,10 @@ def detokenize(tokens: np.ndarray) -> list:
     """
     events = EventTable.of(tokens)
     tick = events.step * TICKS_PER_STEP
-    track, channel, pitch = events.column("track"), events.column("channel"), events.column("pitch")
+    track = events.column("track")
     order = np.lexsort((np.arange(len(events)), tick, track))
     is_note = events.is_event("note")
-    duration = np.where(is_note, events.column("duration") * TICKS_PER_STEP, 0)
-    notes = order[is_note[order]]
-    if len(notes) > 1:
-        # within a track, sorted by tick: cut each note at the next one of the same channel and pitch
-        by_key = notes[np.lexsort((np.arange(len(notes)), tick[notes], pitch[notes], channel[notes], track[notes]))]
-        same = (
-            (track[by_key[1:]] == track[by_key[:-1]])
-            & (channel[by_key[1:]] == channel[by_key[:-1]])
-            & (pitch[by_key[1:]] == pitch[by_key[:-1]])
-        )
-        earlier, later = by_key[:-1][same], by_key[1:][same]
-        duration[earlier] = np.minimum(duration[earlier], np.maximum(tick[later] - tick[earlier], 0))
+    duration = sounding_steps(events) * TICKS_PER_STEP
     keep = order[~is_note[order] | (duration[order] > 0)]
 
     tracks: dict[int, list] = {}

@@ -61,6 +61,11 @@ class TempoMap:
         k = np.searchsorted(self.ticks, ticks, side="right") - 1
         return self.seconds[k] + span_seconds(ticks - self.ticks[k], self.us_per_beat[k], self.ticks_per_beat)
 
+    def to_ticks(self, seconds: float) -> float:
+        """The tick (fractional) reached ``seconds`` from the start: the inverse of :meth:`to_seconds`."""
+        k = int(np.searchsorted(self.seconds, seconds, side="right")) - 1
+        return float(self.ticks[k] + (seconds - self.seconds[k]) * 1e6 / self.us_per_beat[k] * self.ticks_per_beat)
+
     def bpm(self) -> np.ndarray:
         """Beats per minute of each tempo segment."""
         return 60e6 / self.us_per_beat

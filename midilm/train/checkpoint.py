@@ -163,11 +163,18 @@ def read_run_config(weights: Path) -> RunConfig:
 
 
 def check_vocab(run: RunConfig, source: str) -> None:
-    """Refuse weights made for another vocabulary."""
+    """Refuse weights made for another vocabulary (a model trained with
+    ``--anticipation`` has the v2 vocabulary plus the anticipation ids)."""
+    from midilm import anticipation
+
     size = getattr(run.model, "vocab_size", None)
     recorded = run.vocab.get("vocab_size", size) if run.vocab else size
-    if size != vocab.VOCAB_SIZE or recorded != vocab.VOCAB_SIZE:
-        raise CheckpointError(f"{source}: made for a vocabulary of {size} tokens, this midilm uses {vocab.VOCAB_SIZE} (SkyTNT v2)")
+    block = run.vocab.get("anticipation") if run.vocab else None
+    if block is not None and block != anticipation.spec():
+        raise CheckpointError(f"{source}: trained with anticipation ids {block}, this midilm uses {anticipation.spec()}")
+    expected = anticipation.VOCAB_SIZE if block is not None else vocab.VOCAB_SIZE
+    if size != expected or recorded != vocab.VOCAB_SIZE:
+        raise CheckpointError(f"{source}: made for a vocabulary of {size} tokens, this midilm uses {expected} (SkyTNT v2)")
 
 
 @dataclass

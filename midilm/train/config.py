@@ -24,6 +24,8 @@ from midilm.errors import ConfigError
 from midilm.validate import OBJECT, TEXT, check_object
 
 SCHEDULES = ("plateau", "cosine", "constant")
+MAX_ANTICIPATION_BEATS = 32
+"""Kept events are written at most this far ahead (their offset must fit the tokens, see midilm.anticipation)."""
 FINE_TUNE_LR = 1e-4
 """Default learning rate with ``--init`` (a third of the from-scratch 3e-4), so
 fine-tuning adapts a trained model instead of overwriting it."""
@@ -93,6 +95,13 @@ class TrainConfig:
         },
     )
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the input of the LoRA adapters"})
+    anticipation: float = field(
+        default=0.0,
+        metadata={
+            "help": "also teach the model to read kept events this many beats ahead of their time (Anticipatory Music Transformer), "
+            "so accompany and infill can plan towards the music they keep; 0 = off (see docs/accompany.md)"
+        },
+    )
 
     def validate(self) -> None:
         """Refuse settings that cannot work, before anything is built."""
@@ -113,6 +122,10 @@ class TrainConfig:
             (self.lora >= 0 and self.lora_alpha >= 0, f"lora (rank) and lora_alpha must be >= 0 (got {self.lora}, {self.lora_alpha})"),
             (0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1) (got {self.lora_dropout})"),
             (not self.lora or not self.freeze_embeddings, "--lora already freezes every weight of the model; drop --freeze-embeddings"),
+            (
+                0 <= self.anticipation <= MAX_ANTICIPATION_BEATS,
+                f"anticipation must be in 0..{MAX_ANTICIPATION_BEATS} beats (got {self.anticipation})",
+            ),
         ]
         for ok, message in checks:
             if not ok:

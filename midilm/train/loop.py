@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from midilm import vocab
+from midilm import anticipation, vocab
 from midilm.errors import ConfigError
 from midilm.runtime import autocast
 from midilm.train import distributed
@@ -69,11 +69,16 @@ def start_run(
         raise ConfigError(f"{out}: already holds a run; continue it with --resume {out} or choose another --out")
     store = open_store(data)
     train_config.validate()
+    vocab_spec = vocab.spec()
+    if train_config.anticipation:  # the model also reads anticipated rows: six more ids, recorded with the vocabulary
+        vocab_spec["anticipation"] = anticipation.spec()
+        if not init:
+            model_config = replace(model_config, vocab_size=max(model_config.vocab_size, anticipation.VOCAB_SIZE))
     run = RunConfig(
         model=model_config,
         train=train_config,
         data=DataRef(store=str(Path(data).resolve()), identity=store.identity, tokenizer=store.tokenizer_spec),
-        vocab=vocab.spec(),
+        vocab=vocab_spec,
         init=str(init or ""),
     )
     return fit(TrainingSession(out, run, store, fresh=True))

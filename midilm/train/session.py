@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from midilm import anticipation, vocab
 from midilm.errors import ConfigError
 from midilm.hub import adapters
 from midilm.runtime import autocast_dtype, resolve_device
@@ -27,6 +28,7 @@ from midilm.train.report import Reporter
 from midilm.train.schedule import LRSchedule
 
 CONFIG_FILE = "config.json"
+STEPS_PER_BEAT = vocab.PARAM_SIZES["time2"]
 
 
 @dataclass
@@ -134,6 +136,11 @@ class TrainingSession:
             model = loaded.model
         else:
             model = build_model(run.model)
+        if run.train.anticipation and run.model.vocab_size < anticipation.VOCAB_SIZE:
+            raise ConfigError(
+                f"--anticipation needs a model with the anticipation ids ({anticipation.VOCAB_SIZE} classes); "
+                f"{run.init or 'this model'} has {run.model.vocab_size}: train from scratch, or --init a checkpoint trained with --anticipation"
+            )
         if run.train.freeze_embeddings:
             for module in model.modules():
                 if isinstance(module, torch.nn.Embedding):
@@ -182,7 +189,7 @@ class TrainingSession:
         cfg = self.run.train
         if not len(self.store.split(split)):
             raise ConfigError(f"{self.store.path}: the {split} split is empty; prepare more files or change --split-ratios")
-        options: dict[str, Any] = {"seed": cfg.seed}
+        options: dict[str, Any] = {"seed": cfg.seed, "anticipation": round(cfg.anticipation * STEPS_PER_BEAT)}
         if training:
             options.update(random_offset=cfg.random_offset, augment=cfg.augment)
         return self.model.window_view(self.store, split, cfg.window_events, cfg.stride_events, **options)

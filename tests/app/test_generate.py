@@ -89,6 +89,11 @@ def page_values(**changes: object) -> dict[str, object]:
         "top_k": 20.0,
         "seconds": 0.0,  # an untrained model's few events may span minutes
         "seed": "0",  # the page sends what was typed
+        "allowed": [],
+        "disabled": [],
+        "patch_change": True,
+        "control_change": True,
+        "max_polyphony": 0.0,
     }
     return {**values, **changes}
 

@@ -1,0 +1,44 @@
+"""Writing accompaniments and infills: each piece as MIDI, tokens, a JSON record,
+and on request a WAV and a piano roll with the kept notes in grey and the new ones in colour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from midilm.sample.around import AroundResult
+from midilm.sample.output import write_sample
+
+
+def write_pieces(
+    out_dir: Path,
+    result: AroundResult,
+    settings: dict[str, Any],
+    *,
+    seed: int,
+    audio: bool,
+    piano_roll: bool,
+    prefix: str,
+    on_piece: Callable[[int, int], None] | None = None,
+) -> list[dict[str, Path]]:
+    """Files of every piece of ``result`` (``prefix-NN.*``) with a record of the
+    shared ``settings``, the piece's seed, its kept and new events and the run's timing."""
+    generation = result.generation
+    shared = {
+        **settings,
+        "mode": result.mode,
+        "voices": [voice.describe() for voice in result.plan.voices],
+        "stop_reason": generation.stop_reason,
+        "timing": {"seconds": round(generation.seconds, 3), "events_per_s": round(generation.events_per_s, 2)},
+    }
+    written = []
+    for i, (tokens, kept) in enumerate(zip(result.samples, result.kept_rows, strict=True)):
+        if on_piece is not None:
+            on_piece(i, len(result.samples))
+        record = {**shared, "sample": i, "seed": seed + i, "kept_events": int(kept.sum()), "new_events": int(len(tokens) - 2 - kept.sum())}
+        name = f"{prefix}-{i:02d}"
+        title = f"{name}: kept notes in grey, new ones in colour"
+        files, _ = write_sample(out_dir, name, tokens, record, audio=audio, piano_roll=piano_roll, kept_rows=kept, title=title)
+        written.append(files)
+    return written

@@ -1,0 +1,86 @@
+"""``midilm evaluate --task accompany|infill``: a case computed by hand, and the command on a tiny store."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from midilm import vocab
+from midilm.cli import main
+from midilm.evaluate.around import accompany_cases, infill_cases, score_case
+from midilm.model import build_model, preset_config
+from midilm.model.registry import ARCHS
+from midilm.sample.around import AroundModel
+from midilm.sample.sampler import BOS_ROW, EOS_ROW
+from midilm.sample.song import Song
+
+
+def note(gap_beats: int, track: int, pitch: int) -> np.ndarray:
+    return vocab.encode_event("note", time1=gap_beats, time2=0, track=track, channel=0, pitch=pitch, velocity=90, duration=16)
+
+
+def two_voices() -> Song:
+    """Two voices of two quarter notes each, tracks 1 and 2 on channel 1, no tempo or instrument events."""
+    rows = [BOS_ROW, note(0, 1, 60), note(0, 2, 64), note(1, 1, 62), note(0, 2, 65), EOS_ROW]
+    return Song.from_tokens(np.stack(rows), "two voices")
+
+
+def uniform(arch: str) -> AroundModel:
+    """A model whose logits are all zero: every token the masks allow is equally likely."""
+    torch.manual_seed(0)
+    model = build_model(preset_config(arch, "tiny")).eval()
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "head" in name or "token_embed" in name or "token_emb" in name:
+                weight.zero_()
+    return AroundModel.of(model)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_nats_of_a_held_out_voice_match_a_count_of_the_choices(arch: str) -> None:
+    """Track 2 held out. Each drawn token costs log(allowed choices), except where the
+    interleaving folds the probability of every later onset onto the next kept note."""
+    around = uniform(arch)
+    case = accompany_cases(two_voices())[1]
+    assert int(case.held_out.sum()) == 2
+    log = math.log
+    # per held-out note: type (note, patch or control change) 3, beat 2 (limit: beat 2), step 16,
+    # pitch 88 (piano's range), velocity 128, duration up to the end of the song (33, then 17)
+    unconditional = 2 * log(3) + 2 * log(2) + 2 * log(16) + 2 * log(88) + 2 * log(128) + log(33) + log(17)
+    interleave = (
+        log(3) + log(128) + log(16) + log(88) + log(128) + log(33)  # beat 0 weighs 1 against 127 folded onto the kept note's beat
+        + log(3) + log(128 / 127)  # reaching the kept note at beat 1: its type and time are drawn, the rest is forced
+        + log(4) + log(128) + log(16) + log(88) + log(128) + log(17)  # now the piece may end: EOS, or any beat past its end
+    )  # fmt: skip
+    for procedure, expected in (("unconditional", unconditional), ("interleave", interleave)):
+        scored = score_case(around, case, procedure, window_events=8)
+        assert scored["impossible_tokens"] == 0
+        assert scored["nats"] == pytest.approx(expected, rel=1e-5), procedure
+
+
+def test_cases_hold_out_a_voice_or_a_span_of_multi_track_files(golden_dir: Path) -> None:
+    chorale = Song.load(golden_dir / "bach_bwv10.7.mid")
+    assert [c.name.split()[-1] for c in accompany_cases(chorale)] == ["1", "2", "3", "4"]
+    (span,) = infill_cases(chorale)
+    held = span.held_out
+    assert held.any() and (chorale.onsets[held] >= span.task.own_from).all() and (chorale.onsets[held] < span.task.limit).all()
+    assert span.task.limit - span.task.own_from == 4 * 64  # four bars of 4/4
+    assert accompany_cases(Song.load(golden_dir / "folk_essen_altdeu10_1.mid")) == []  # a melody alone has no part to hold out
+
+
+def test_the_command_writes_a_report_for_each_task(tiny_anticipation_run: Path, tiny_store: Path, tmp_path: Path, capsys) -> None:
+    for task in ("accompany", "infill"):
+        out = tmp_path / task
+        args = ["evaluate", "--checkpoint", str(tiny_anticipation_run), "--data", str(tiny_store), "--split", "train"]
+        assert main([*args, "--task", task, "--pieces", "2", "--samples", "2", "--out", str(out)]) == 0
+        result = json.loads((out / "evaluation.json").read_text())
+        assert set(result["procedures"]) == {"interleave", "anticipate", "unconditional"}
+        assert all(p["nats_per_event"] > 0 and p["impossible_tokens"] == 0 for p in result["procedures"].values())
+        assert set(result["music"]) == set(result["procedures"])
+        assert "(b) anticipate" in (out / "report.md").read_text()
+        assert "nats per held-out event" in capsys.readouterr().out
