@@ -40,8 +40,8 @@ class TiledWindows:
     already predicted by the earlier window, become PAD (which no metric counts).
     """
 
-    def __init__(self, view: Any, length: int) -> None:
-        self.view, self.length = view, length
+    def __init__(self, view: Any) -> None:
+        self.view = view
 
     def __len__(self) -> int:
         return len(self.view)
@@ -49,7 +49,7 @@ class TiledWindows:
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         inputs, targets = self.view[i]
         start = self.view.window(i)[1]
-        already_predicted = -start % self.length
+        already_predicted = -start % self.view.window_positions
         if already_predicted:
             targets = targets.copy()
             targets[:already_predicted] = vocab.PAD
@@ -60,7 +60,7 @@ def tiled_view(store: Any, split: str, model: torch.nn.Module, window_events: in
     """The model's windows of ``window_events`` events, laid end to end, that
     cover each file with every target counted once."""
     view = model.window_view(store, split, window_events, window_events)
-    return TiledWindows(view, window_events * model.positions_per_event)
+    return TiledWindows(view)
 
 
 def likelihood(model: torch.nn.Module, store: Any, split: str, window_events: int, batch_size: int, device: torch.device) -> dict[str, Any]:

@@ -124,7 +124,7 @@ class FlatModel(MidilmModel):
         from midilm.data import TokenWindows
 
         per_event = cls.positions_per_event
-        return TokenWindows(store, split, seq_len=window_events * per_event, stride=stride_events * per_event, **options)
+        return TokenWindows(store, split, window_tokens=window_events * per_event, stride_tokens=stride_events * per_event, **options)
 
     @staticmethod
     def target_slots(targets: torch.Tensor) -> torch.Tensor:
@@ -191,7 +191,7 @@ class EventModel(MidilmModel):
     def window_view(cls, store: Any, split: str, window_events: int, stride_events: int, **options: Any) -> Any:
         from midilm.data import EventWindows
 
-        return EventWindows(store, split, n_events=window_events, stride=stride_events, **options)
+        return EventWindows(store, split, window_events=window_events, stride_events=stride_events, **options)
 
     @staticmethod
     def target_slots(targets: torch.Tensor) -> torch.Tensor:

@@ -35,13 +35,13 @@ def covered_positions(view, unit: int) -> dict[int, set[int]]:
     for i in range(len(view)):
         file, start = view.window(i)
         size = len(view.store.tokens(file)) * unit
-        seen.setdefault(file, set()).update(range(start, min(start + view.length, size)))
+        seen.setdefault(file, set()).update(range(start, min(start + view.window_positions, size)))
     return seen
 
 
-@pytest.mark.parametrize(("seq_len", "stride"), [(512, 256), (64, 64), (40, 16)])
-def test_token_windows_cover_every_file_and_start_at_events(store, seq_len, stride):
-    view = TokenWindows(store, "train", seq_len=seq_len, stride=stride)
+@pytest.mark.parametrize(("window_tokens", "stride_tokens"), [(512, 256), (64, 64), (40, 16)])
+def test_token_windows_cover_every_file_and_start_at_events(store, window_tokens, stride_tokens):
+    view = TokenWindows(store, "train", window_tokens=window_tokens, stride_tokens=stride_tokens)
     coverage = covered_positions(view, vocab.EVENT_LEN)
     assert sorted(coverage) == store.split("train").tolist()  # no file dropped, short ones included
     for file, positions in coverage.items():
@@ -50,7 +50,7 @@ def test_token_windows_cover_every_file_and_start_at_events(store, seq_len, stri
 
 
 def test_token_window_contents_are_the_stream_shifted_by_one(store):
-    view = TokenWindows(store, "train", seq_len=64, stride=32)
+    view = TokenWindows(store, "train", window_tokens=64, stride_tokens=32)
     for i in range(len(view)):
         file, start = view.window(i)
         stream = np.asarray(store.tokens(file), dtype=np.int64).reshape(-1)
@@ -67,7 +67,7 @@ def test_token_window_contents_are_the_stream_shifted_by_one(store):
 
 def test_short_files_are_padded_not_dropped(store):
     longest = int(store.lengths().max())
-    view = TokenWindows(store, "train", seq_len=longest * vocab.EVENT_LEN + 16, stride=256)
+    view = TokenWindows(store, "train", window_tokens=longest * vocab.EVENT_LEN + 16, stride_tokens=256)
     assert len(view) == len(store)  # one window per file
     for i in range(len(view)):
         file, start = view.window(i)
@@ -77,7 +77,7 @@ def test_short_files_are_padded_not_dropped(store):
 
 
 def test_event_windows_target_the_next_event(store):
-    view = EventWindows(store, "train", n_events=50, stride=20)
+    view = EventWindows(store, "train", window_events=50, stride_events=20)
     coverage = covered_positions(view, 1)
     for file, positions in coverage.items():
         assert positions == set(range(len(store.tokens(file))))
@@ -93,29 +93,30 @@ def test_event_windows_target_the_next_event(store):
 
 
 def test_random_offsets_change_per_epoch_and_stay_aligned(store):
-    view = TokenWindows(store, "train", seq_len=128, stride=64, random_offset=True, seed=7)
+    view = TokenWindows(store, "train", window_tokens=128, stride_tokens=64, random_offset=True, seed=7)
     starts = {}
     for epoch in (0, 1, 2):
         view.set_epoch(epoch)
         starts[epoch] = [view.window(i)[1] for i in range(len(view))]
         assert all(s % vocab.EVENT_LEN == 0 for s in starts[epoch])
     assert starts[1] != starts[2]
-    again = TokenWindows(store, "train", seq_len=128, stride=64, random_offset=True, seed=7)
+    again = TokenWindows(store, "train", window_tokens=128, stride_tokens=64, random_offset=True, seed=7)
     again.set_epoch(2)
     assert [again.window(i)[1] for i in range(len(again))] == starts[2]
     assert len(again) == len(view)  # the number of windows never depends on the epoch
 
 
 def test_augmentation_is_seeded_per_epoch_and_item_and_train_only(store):
-    plain = TokenWindows(store, "train", seq_len=256, stride=128)
-    view = TokenWindows(store, "train", seq_len=256, stride=128, augment=True, seed=3)
+    plain = TokenWindows(store, "train", window_tokens=256, stride_tokens=128)
+    view = TokenWindows(store, "train", window_tokens=256, stride_tokens=128, augment=True, seed=3)
     view.set_epoch(1)
     changed = [i for i in range(len(view)) if not np.array_equal(view[i][0], plain[i][0])]
     assert changed, "random shifts move pitches or velocities"
     np.testing.assert_array_equal(view[changed[0]][0], view[changed[0]][0])
     view.set_epoch(2)
     assert any(
-        not np.array_equal(view[i][0], TokenWindows(store, "train", seq_len=256, stride=128, augment=True, seed=3)[i][0]) for i in changed
+        not np.array_equal(view[i][0], TokenWindows(store, "train", window_tokens=256, stride_tokens=128, augment=True, seed=3)[i][0])
+        for i in changed
     )
     for split in ("val", "test"):
         with pytest.raises(ConfigError, match="training only"):
@@ -124,9 +125,9 @@ def test_augmentation_is_seeded_per_epoch_and_item_and_train_only(store):
 
 def test_bad_window_settings_are_config_errors(store):
     with pytest.raises(ConfigError, match="multiple of 8"):
-        TokenWindows(store, "train", seq_len=64, stride=12)
+        TokenWindows(store, "train", window_tokens=64, stride_tokens=12)
     with pytest.raises(ConfigError, match="longer than the window"):
-        EventWindows(store, "train", n_events=8, stride=16)
+        EventWindows(store, "train", window_events=8, stride_events=16)
     with pytest.raises(ConfigError, match="split 'dev'"):
         TokenWindows(store, "dev")
 
@@ -136,7 +137,7 @@ def test_empty_split_has_no_windows(store):
 
 
 def test_views_pickle_small_and_work_in_dataloader_workers(store):
-    view = TokenWindows(store, "train", seq_len=64, stride=64)
+    view = TokenWindows(store, "train", window_tokens=64, stride_tokens=64)
     assert len(pickle.dumps(view)) < 5000
     dataset = WindowDataset(view)
     loader = torch.utils.data.DataLoader(
