@@ -108,6 +108,12 @@ def test_option_values_have_plain_names_and_no_empty_defaults(command: str) -> N
         assert prefix not in text
 
 
+def test_train_help_does_not_show_one_preset_as_every_preset() -> None:
+    text = " ".join(help_of("train").split())
+    assert "--d-model D_MODEL width of the residual stream (default: the preset's)" in text
+    assert "--context-events CONTEXT_EVENTS context length in events" in text and "(default: 64)" not in text
+
+
 def test_generate_help_shows_the_limits_it_applies() -> None:
     text = " ".join(help_of("generate").split())
     assert "--seconds S also stop once this many seconds of music follow the prompt; 0: no limit (default: 180)" in text

@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=tuple(PRESETS), help="model size preset (default: small)")
     parser.add_argument("--config", metavar="FILE", help='JSON file with "model" and/or "train" sections; command-line options override it')
     model = parser.add_argument_group("model (override the preset)")
-    add_dataclass_arguments(model, ModelConfig, skip=("arch", "vocab_size"), dest_prefix=MODEL_PREFIX)
+    add_dataclass_arguments(model, ModelConfig, skip=("arch", "vocab_size"), dest_prefix=MODEL_PREFIX, default_text="the preset's")
     add_dataclass_arguments(parser.add_argument_group("training"), TrainConfig)
 
 
