@@ -62,7 +62,10 @@ def checkpoint_label(path: Path) -> str:
     weights = source.path / ADAPTER_WEIGHTS_FILE if source.kind == ADAPTER else resolve_weights(path)
     if weights in (path, path / WEIGHTS_FILE):
         return str(path)
-    step = read_meta(weights.parent).get("step")
+    try:
+        step = read_meta(weights.parent).get("step")
+    except CheckpointError as exc:  # offered all the same: choosing it shows the reason, and the other runs stay listed
+        return f"{path} ({weights.parent.name}, unreadable: {exc})"
     lora = ", LoRA adapter" if source.kind == ADAPTER else ""
     return f"{path} ({weights.parent.name}{f', step {step}' if step is not None else ''}{lora})"
 

@@ -38,6 +38,20 @@ def test_runs_are_offered_newest_first_and_other_folders_are_not(tiny_run: Path,
 
 
 @pytest.mark.usefixtures("no_shipped_model")
+def test_a_run_with_damaged_metadata_is_named_and_does_not_hide_the_others(tiny_run: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    shutil.copytree(tiny_run, runs / "good")
+    shutil.copytree(tiny_run, runs / "damaged")
+    age(runs / "good", 3600)
+    (runs / "damaged" / "best" / "meta.json").write_bytes(b"\x00\xff not json")
+    choices = checkpoint_choices(runs)
+    assert choices[1] == (f"{runs / 'good'} (best, step 2)", str(runs / "good"))
+    label, path = choices[0]
+    assert path == str(runs / "damaged") and label.startswith(f"{runs / 'damaged'} (best, unreadable: ")
+    assert "meta.json" in label
+
+
+@pytest.mark.usefixtures("no_shipped_model")
 def test_a_chosen_checkpoint_comes_first_and_only_once(runs_dir: Path, tiny_run: Path) -> None:
     weights_folder = tiny_run / "last"
     assert checkpoint_choices(runs_dir, str(weights_folder)) == [
