@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from midilm.data.writer import StoreWriter
 from midilm.errors import ConfigError, MidiFileError
 from midilm.files import NotRegularFileError, open_regular
 from midilm.tokenizer import TokenizerOptions, check_quality, summarize, tokenize
+from midilm.tokenizer.api import MAX_FILE_BYTES, check_size
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,11 @@ def tokenize_file(path: str, *, options: TokenizerOptions, cpu_limit_seconds: fl
     try:
         with open_regular(path) as handle:
             stat = os.fstat(handle.fileno())
-            data = handle.read()
+            check_size(stat.st_size, MAX_FILE_BYTES, Path(path))
+            data = handle.read(MAX_FILE_BYTES + 1)  # a file growing while read is still refused by the tokenizer
+    except MidiFileError as exc:
+        result["error"] = exc.reason
+        return result, None
     except NotRegularFileError as exc:
         result["error"] = exc.strerror
         return result, None

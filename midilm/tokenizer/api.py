@@ -47,20 +47,21 @@ def read_bytes(source: Source, max_bytes: int = MAX_FILE_BYTES) -> tuple[bytes, 
     regular files are read (a FIFO would wait forever, a device never end),
     and only up to ``max_bytes``."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        _check_size(len(source), max_bytes, None)
+        check_size(len(source), max_bytes, None)
         return bytes(source), None
     path = Path(source)
     try:
         status = path.stat()
         if not stat.S_ISREG(status.st_mode):
             raise MidiFileError(path, "not a regular file (a folder, FIFO or device): not read")
-        _check_size(status.st_size, max_bytes, path)
+        check_size(status.st_size, max_bytes, path)
         return path.read_bytes(), str(path)
     except OSError as exc:
         raise MidiFileError(path, f"cannot read: {exc.strerror or exc}") from exc
 
 
-def _check_size(size: int, max_bytes: int, source: Path | None) -> None:
+def check_size(size: int, max_bytes: int, source: Path | None) -> None:
+    """Refuse a MIDI file over the size limit, before its bytes are read."""
     if size > max_bytes:
         raise MidiFileError(
             source,

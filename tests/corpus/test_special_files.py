@@ -110,3 +110,14 @@ def test_prepare_on_a_folder_mixing_every_bad_input_with_good_files(pieces, tmp_
     assert all(rows[f"{piece}.mid"]["status"] == "ok" for piece in golden_pieces)
     assert f"{len(golden_pieces)} files ok" in result.stdout and f"{len(bad) + len(special)} errors" in result.stdout
     TokenStore(out).verify()
+
+
+def test_prepare_refuses_a_file_over_the_size_limit_before_reading_it(tmp_path):
+    from midilm.data.prepare import tokenize_file
+    from midilm.tokenizer import TokenizerOptions
+
+    huge = tmp_path / "huge.mid"
+    with huge.open("wb") as handle:
+        handle.truncate(1 << 40)  # 1 TiB, sparse: reading it would fail for memory, not for the limit
+    result, tokens = tokenize_file(str(huge), options=TokenizerOptions(), cpu_limit_seconds=None)
+    assert tokens is None and "over the size limit of 67,108,864 bytes" in result["error"], result
