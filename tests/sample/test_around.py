@@ -23,6 +23,7 @@ from midilm.tokenizer import detokenize, tokenize
 from midilm.tokenizer.grammar import invalid_rows
 
 SONG = Path(__file__).parents[1] / "data" / "golden" / "bach_bwv10.7.mid"
+MELODY = SONG.with_name("folk_essen_altdeu10_1.mid")
 NOTE = vocab.EVENT_ID["note"]
 
 
@@ -106,6 +107,16 @@ def check_infill(model, mode: str) -> None:
             onsets = anticipation.stream_onsets(tokens)[~kept & (tokens[:, 0] == NOTE)]
             assert ((onsets >= first) & (onsets < last)).all() and (onsets + value(new, "duration") <= last).all()
             assert set(value(new, "track").tolist()) <= {2, 3}
+
+
+def test_added_parts_may_spread_over_a_four_voice_texture() -> None:
+    """A melody alone leaves the model three tracks (not one per added instrument), as a chorale's dropped voices do."""
+    melody = Song.load(MELODY)
+    assert accompaniment_task(melody, "1", "piano,bass").voice_tracks == {2, 3, 4}
+    chorale = Song.load(SONG)
+    assert accompaniment_task(chorale, "1", "piano").voice_tracks == {2, 3, 4}
+    assert accompaniment_task(chorale, "1,2,3", "cello,bass").voice_tracks == {4, 5}
+    assert accompaniment_task(chorale, "all", "bass").voice_tracks == {5}
 
 
 def test_kept_events_are_placed_when_their_time_comes() -> None:
