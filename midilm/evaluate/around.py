@@ -30,6 +30,7 @@ import numpy as np
 
 from midilm import anticipation, vocab
 from midilm.errors import ConfigError
+from midilm.notes import part_notes
 from midilm.sample.around import AroundModel, Task, write_around
 from midilm.sample.infill import infill_task, voice_of_track
 from midilm.sample.instruments import InstrumentPlan
@@ -170,7 +171,7 @@ def evaluate_around(
         }
     if samples:
         chosen = cases[:samples]
-        held = [_part_notes(c.task.song.rows, c.held_out | c.task.song.is_meta) for c in chosen]
+        held = [part_notes(c.task.song.rows, c.held_out)[0] for c in chosen]
         result["music"] = {}
         for procedure in procedures:
             written = []
@@ -179,14 +180,6 @@ def evaluate_around(
                 mode = "interleave" if procedure == "unconditional" else procedure
                 one = dataclasses.replace(sampling, num_samples=1, seed=sampling.seed + i)
                 piece = write_around(around, one, task, mode=mode)
-                tokens, kept = piece.samples[0], piece.kept_rows[0]
-                meta = np.isin(tokens[:, 0], [vocab.EVENT_ID[n] for n in ("set_tempo", "time_signature", "key_signature")])
-                written.append(_part_notes(tokens, ~kept | meta))
+                written.append(part_notes(piece.samples[0], piece.kept_rows[0])[1])
             result["music"][procedure] = compare_sets(piece_features(written), piece_features(held))
     return result
-
-
-def _part_notes(rows: np.ndarray, part: np.ndarray):
-    from midilm.notes import notes_of_tokens
-
-    return notes_of_tokens(np.concatenate([rows[:1], rows[part & (rows[:, 0] != vocab.BOS) & (rows[:, 0] != vocab.EOS)]]))
