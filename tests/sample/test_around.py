@@ -3,6 +3,7 @@ verbatim, new notes only on the voices written, the span alone rewritten, every 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,10 +65,16 @@ def check_accompaniment(result, source: dict[int, list[tuple]], kept_tracks: set
 @pytest.mark.parametrize("arch", ARCHS)
 def test_accompaniment_keeps_tracks_verbatim_with_random_weights(arch: str) -> None:
     source = by_track(tokenize(SONG).tokens)
-    result = accompany(SONG, keep="1,3", add="cello,flute", model=tiny(arch), config=wild())
+    config = replace(wild(), disable_channels="2,3", control_change=False)  # 1-based: channels 1 and 2 inside
+    result = accompany(SONG, keep="1,3", add="cello,flute", model=tiny(arch), config=config)
     assert result.mode == "interleave"
     check_accompaniment(result, source, {1, 3}, Song.load(SONG).end())
     assert {v.track for v in result.plan.voices} == {2, 4}  # the numbers the kept voices leave free
+    assert {v.channel for v in result.plan.voices} == {3, 4}  # the first channels neither kept nor disabled
+    for tokens, kept in zip(result.samples, result.kept_rows, strict=True):
+        assert not (tokens[~kept, 0] == vocab.EVENT_ID["control_change"]).any()
+    with pytest.raises(ConfigError, match="allow-instruments does not allow"):
+        accompany(SONG, keep="1", add="cello", model=tiny(arch), config=replace(wild(), allow_instruments="piano"))
 
 
 def test_accompaniment_with_a_trained_plain_and_an_anticipation_model(tiny_gpt_run: Path, tiny_anticipation_run: Path) -> None:
