@@ -12,7 +12,7 @@ import torch
 
 from midilm import vocab
 from midilm.cli import main
-from midilm.evaluate.around import Case, accompany_cases, clipped_song, infill_cases, score_case
+from midilm.evaluate.around import Case, accompany_cases, clipped_song, expressible, infill_cases, score_case
 from midilm.model import build_model, preset_config
 from midilm.model.registry import ARCHS
 from midilm.sample.around import AroundModel
@@ -87,6 +87,16 @@ def test_nats_of_a_held_out_span_match_a_count_of_the_choices(arch: str) -> None
         scored = score_case(around, case, procedure, window_events=8)
         assert scored["impossible_tokens"] == 0
         assert scored["nats"] == pytest.approx(expected, rel=1e-5), procedure
+
+
+def test_a_part_that_rests_longer_than_anticipated_rows_reach_is_left_out() -> None:
+    """A trumpet that plays only at beat 80, over a voice that plays every beat: the kept notes of beats 5 to 79
+    wait for the trumpet's note and would sit more than 64 beats behind it, which anticipated rows cannot say."""
+    rows = [BOS_ROW, note(0, 2, 60)] + [note(1, 2, 60 + b % 12) for b in range(1, 81)] + [note(0, 1, 72), EOS_ROW]
+    trumpet, voice = accompany_cases(Song.from_tokens(np.stack(rows), "cantata ending"))
+    antic = AroundModel(torch.nn.Identity(), {}, 4 * 16, "anticipation model")
+    assert not expressible(antic, trumpet, "anticipate") and expressible(antic, trumpet, "interleave")
+    assert expressible(antic, voice, "anticipate")
 
 
 def test_cases_hold_out_a_voice_or_a_span_of_multi_track_files(golden_dir: Path) -> None:
