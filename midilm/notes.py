@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from midilm import vocab
 from midilm.errors import TokenError
 from midilm.tokenizer.tempo import TempoMap
 from midilm.vocab import DRUM_CHANNEL
@@ -95,6 +96,38 @@ def notes_of_tokens(tokens: np.ndarray) -> Notes:
 def read_notes(piece: np.ndarray | Score) -> Notes:
     """The notes of a token array or a decoded score."""
     return notes_of_tokens(piece) if isinstance(piece, np.ndarray) else notes_of_score(piece)
+
+
+def part_notes(tokens: np.ndarray, part: np.ndarray) -> tuple[Notes, Notes]:
+    """The notes of the note rows ``part`` marks and of the others, timed as in the
+    whole piece. A row's time counts from the row before it, so a subset of rows
+    cannot be decoded on its own: the whole piece is, and each note goes to the part
+    of the row with its onset, pitch, channel and track."""
+    from midilm.anticipation import stream_onsets
+
+    tokens, part = np.asarray(tokens), np.asarray(part, dtype=bool)
+    notes = notes_of_tokens(tokens)
+    events = (tokens[:, 0] >= vocab.FIRST_EVENT_ID) & (tokens[:, 0] <= vocab.LAST_EVENT_ID)
+    slot = {name: 1 + vocab.EVENT_PARAMS["note"].index(name) for name in ("track", "channel", "pitch")}
+    used = sorted(set(tokens[events, slot["track"]].tolist()))  # the score holds these tracks, in this order
+    marked = part & (tokens[:, 0] == vocab.EVENT_ID["note"])
+    onsets = stream_onsets(tokens)[marked]
+    keys = {
+        (
+            onset,
+            int(row[slot["pitch"]]) - vocab.PARAM_OFFSET["pitch"],
+            int(row[slot["channel"]]) - vocab.PARAM_OFFSET["channel"],
+            used.index(int(row[slot["track"]])),
+        )
+        for onset, row in zip(onsets.tolist(), tokens[marked], strict=True)
+    }
+    table = notes.table
+    steps = np.rint(table["start_beats"] * vocab.PARAM_SIZES["time2"]).astype(np.int64).tolist()
+    mine = np.array(
+        [k in keys for k in zip(steps, table["pitch"].tolist(), table["channel"].tolist(), table["track"].tolist(), strict=True)],
+        dtype=bool,
+    )
+    return Notes(table[mine], notes.tempo), Notes(table[~mine], notes.tempo)
 
 
 def _note_table(rows: np.ndarray, patches: list[tuple[int, int, int]], tempo: TempoMap) -> np.ndarray:

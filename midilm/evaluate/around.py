@@ -30,6 +30,7 @@ import numpy as np
 
 from midilm import anticipation, vocab
 from midilm.errors import ConfigError
+from midilm.notes import part_notes
 from midilm.sample.around import AroundModel, Task, write_around
 from midilm.sample.infill import infill_task, voice_of_track
 from midilm.sample.instruments import InstrumentPlan
@@ -125,6 +126,20 @@ def procedure_stream(task: Task, held_out: np.ndarray, mode: str, delta: int) ->
     return np.concatenate([start[:1], interleaved[0]]), len(start), stream
 
 
+def expressible(around: AroundModel, case: Case, procedure: str) -> bool:
+    """Whether the procedure can write the case's stream: anticipated rows reach at most
+    :data:`midilm.anticipation.OFFSET_BEATS` beats back, so a held-out part that rests
+    longer (a trumpet that plays only the last bars of a cantata chorale) cannot hold the
+    kept music that sounds meanwhile. Such cases are left out of every procedure alike."""
+    if procedure != "anticipate":
+        return True
+    try:
+        procedure_stream(case.task, case.held_out, "anticipate", around.anticipation_steps)
+    except ConfigError:
+        return False
+    return True
+
+
 def score_case(around: AroundModel, case: Case, procedure: str, window_events: int) -> dict[str, float]:
     """Nats of a case's held-out part under one procedure."""
     from midilm.evaluate.scoring import replay, stream_logits
@@ -159,7 +174,20 @@ def evaluate_around(
     if not cases:
         raise ConfigError(f"{store.path}: the {split} split has no multi-track file to hold a part out of")
     procedures = [p for p in PROCEDURES if p != "anticipate" or around.anticipation_steps]
-    result: dict[str, Any] = {"task": task_name, "split": split, "files": used_files, "cases": len(cases), "procedures": {}}
+    inexpressible = [c.name for c in cases if not all(expressible(around, c, p) for p in procedures)]
+    cases = [c for c in cases if c.name not in inexpressible]
+    if not cases:
+        raise ConfigError(
+            f"{store.path}: no part of the {split} split can be written by every procedure ({', '.join(inexpressible)} cannot)"
+        )
+    result: dict[str, Any] = {
+        "task": task_name,
+        "split": split,
+        "files": used_files,
+        "cases": len(cases),
+        "left_out": inexpressible,
+        "procedures": {},
+    }
     for procedure in procedures:
         scores = [score_case(around, case, procedure, window_events) for case in cases]
         nats, events = sum(s["nats"] for s in scores), sum(s["events"] for s in scores)
@@ -170,7 +198,7 @@ def evaluate_around(
         }
     if samples:
         chosen = cases[:samples]
-        held = [_part_notes(c.task.song.rows, c.held_out | c.task.song.is_meta) for c in chosen]
+        held = [part_notes(c.task.song.rows, c.held_out)[0] for c in chosen]
         result["music"] = {}
         for procedure in procedures:
             written = []
@@ -179,14 +207,6 @@ def evaluate_around(
                 mode = "interleave" if procedure == "unconditional" else procedure
                 one = dataclasses.replace(sampling, num_samples=1, seed=sampling.seed + i)
                 piece = write_around(around, one, task, mode=mode)
-                tokens, kept = piece.samples[0], piece.kept_rows[0]
-                meta = np.isin(tokens[:, 0], [vocab.EVENT_ID[n] for n in ("set_tempo", "time_signature", "key_signature")])
-                written.append(_part_notes(tokens, ~kept | meta))
+                written.append(part_notes(piece.samples[0], piece.kept_rows[0])[1])
             result["music"][procedure] = compare_sets(piece_features(written), piece_features(held))
     return result
-
-
-def _part_notes(rows: np.ndarray, part: np.ndarray):
-    from midilm.notes import notes_of_tokens
-
-    return notes_of_tokens(np.concatenate([rows[:1], rows[part & (rows[:, 0] != vocab.BOS) & (rows[:, 0] != vocab.EOS)]]))

@@ -60,7 +60,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"# {result['task']} evaluation",
         "",
         f"Checkpoint `{result['checkpoint']}`, store `{result['store']}`, {result['split']} split: {result['cases']} held-out parts "
-        f"({held}) from {result['files']} multi-track files; windows of {result['window_events']} events.",
+        f"({held}) from {result['files']} multi-track files; windows of {result['window_events']} events."
+        + (
+            f" Left out of every procedure, as anticipated rows cannot reach back far enough: {', '.join(result['left_out'])}."
+            if result.get("left_out")
+            else ""
+        ),
         "",
         "| procedure | nats per held-out event | held-out events |",
         "|---|---:|---:|",

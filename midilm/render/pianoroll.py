@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from midilm import vocab
-from midilm.notes import Notes, Score, read_notes
+from midilm.notes import Notes, Score, part_notes, read_notes
 
 NOTE_HEIGHT = 0.8
 """Bar height in semitones; the gap between bars keeps neighbouring pitches apart."""
@@ -104,13 +103,6 @@ KEPT_COLOUR = "0.72"
 """Notes a piece kept from its input (accompaniment, infilling), drawn under the new ones."""
 
 
-def _split_kept(tokens: np.ndarray, kept_rows: np.ndarray) -> tuple[Notes, Notes]:
-    """The notes of the kept rows and of the others; every row that is not a note
-    (tempo, instruments) goes to both, so each part keeps its timing and programs."""
-    not_note = np.asarray(tokens)[:, 0] != vocab.EVENT_ID["note"]
-    return read_notes(tokens[kept_rows | not_note]), read_notes(tokens[~kept_rows | not_note])
-
-
 def render_piano_roll(
     piece: np.ndarray | Score | Notes,
     path: str | os.PathLike,
@@ -133,7 +125,7 @@ def render_piano_roll(
     notes = piece if isinstance(piece, Notes) else read_notes(piece)
     kept = None
     if kept_rows is not None:
-        kept, notes = _split_kept(np.asarray(piece), np.asarray(kept_rows, dtype=bool))
+        kept, notes = part_notes(np.asarray(piece), np.asarray(kept_rows, dtype=bool))
     table = notes.table
     everything = table if kept is None else np.concatenate([table, kept.table])  # what the axes cover
     music_seconds = max(notes.seconds, kept.seconds if kept is not None else 0.0)

@@ -11,7 +11,7 @@ import numpy as np
 from midilm.errors import ConfigError
 from midilm.sample.around import AroundModel, AroundResult, Task, load_song, write_around
 from midilm.sample.config import SamplingConfig
-from midilm.sample.instruments import named_plan, parse_channels, texture_tracks
+from midilm.sample.instruments import TEXTURE_TRACKS, named_plan, parse_channels, texture_tracks
 from midilm.sample.song import Song
 
 
@@ -19,7 +19,10 @@ def accompaniment_task(song: Song, keep: str, add: str, drums: str = "", *, disa
     """Keep the tracks ``keep`` names (``"1,3"`` or ``"all"``) and every tempo, time and key
     signature; write the instruments ``add`` names (and a drum kit) on the lowest track
     numbers the kept tracks leave free (so they sit where the model expects a next voice)
-    and free channels, from the start to the end of the song."""
+    and free channels, from the start to the end of the song. The model's parts may
+    spread over as many tracks as a four-voice texture needs (or as the tracks dropped
+    had): given only one track per added instrument, a model trained on chorales stacks
+    the voices it expects next onto those few, a dozen notes at one onset."""
     kept_tracks = song.select_tracks(keep, "keep")
     keep_rows = song.is_event & (np.isin(song.track, kept_tracks) | song.is_meta)
     if not (add.strip() or drums.strip()):
@@ -27,8 +30,10 @@ def accompaniment_task(song: Song, keep: str, add: str, drums: str = "", *, disa
     kept_numbers = set(song.track[keep_rows].tolist())
     avoid = song.channels_of(keep_rows) | parse_channels(disabled_channels)
     plan = named_plan(add, drums, avoid_tracks=kept_numbers, avoid_channels=avoid, what="add")
-    dropped = sum(1 for t in song.tracks() if t.notes and t.track not in kept_numbers)
-    tracks = texture_tracks(plan, kept_numbers, max(dropped, len(plan.voices)))
+    with_notes = [t.track for t in song.tracks() if t.notes]
+    dropped = sum(1 for track in with_notes if track not in kept_numbers)
+    texture = max(dropped, TEXTURE_TRACKS - (len(with_notes) - dropped), len(plan.voices))
+    tracks = texture_tracks(plan, kept_numbers, texture)
     return Task(song, keep_rows, plan, 0, song.end(), True, plan.patch_rows(), shares=True, voice_tracks=tracks)
 
 

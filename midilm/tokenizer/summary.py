@@ -27,6 +27,7 @@ class TokenSummary:
     notes: int = 0
     tracks: int = 0
     channels: list[int] = field(default_factory=list)
+    """0-based, as in the tokens; :meth:`format` shows them 1-based, as players and ``midilm info``'s track list do."""
     seconds: float = 0.0
     """From the start to the end of the last note (or event), following the tempo events."""
     beats: float = 0.0
@@ -48,7 +49,7 @@ class TokenSummary:
 
         return "\n".join(
             [
-                f"events {self.events}, notes {self.notes}, tracks {self.tracks}, channels {listed(self.channels)}",
+                f"events {self.events}, notes {self.notes}, tracks {self.tracks}, channels {listed([c + 1 for c in self.channels])}",
                 f"duration {self.seconds:.1f} s ({self.beats:g} beats)",
                 f"tempo (bpm) {listed(self.tempos)}",
                 f"time signature {listed(self.time_signatures)}",

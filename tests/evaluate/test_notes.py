@@ -78,3 +78,23 @@ def test_notes_of_tokens_are_those_of_the_decoded_score(golden_dir, name):
     np.testing.assert_array_equal(notes_of_tokens(tokens).table, expected.table)
     np.testing.assert_array_equal(read_notes(tokens).table, expected.table)
     assert len(expected) > 0
+
+
+def test_the_notes_of_some_rows_keep_their_time_in_the_whole_piece():
+    """Rows count their time from the row before, so the notes of a part (kept or new
+    rows of an accompaniment) are read from the whole piece, not from its rows alone."""
+    from midilm import vocab
+    from midilm.notes import part_notes
+
+    def note(gap_beats: int, step: int, track: int, pitch: int) -> np.ndarray:
+        return vocab.encode_event("note", time1=gap_beats, time2=step, track=track, channel=0, pitch=pitch, velocity=90, duration=8)
+
+    bos = np.zeros(vocab.EVENT_LEN, dtype=vocab.TOKEN_DTYPE)
+    bos[0] = vocab.BOS
+    rows = [bos, note(0, 0, 1, 60), note(0, 4, 2, 64), note(1, 0, 1, 62), note(2, 8, 2, 65), note(0, 8, 1, 67)]
+    tokens = np.stack(rows)
+    second = tokens[:, 3] == vocab.PARAM_OFFSET["track"] + 2
+    part, rest = part_notes(tokens, second)
+    assert sorted(zip(part.table["start_beats"].tolist(), part.table["pitch"].tolist(), strict=True)) == [(0.25, 64), (3.5, 65)]
+    assert sorted(zip(rest.table["start_beats"].tolist(), rest.table["pitch"].tolist(), strict=True)) == [(0.0, 60), (1.0, 62), (3.5, 67)]
+    assert part.tempo == rest.tempo

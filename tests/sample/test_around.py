@@ -3,6 +3,7 @@ verbatim, new notes only on the voices written, the span alone rewritten, every 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from midilm.tokenizer import detokenize, tokenize
 from midilm.tokenizer.grammar import invalid_rows
 
 SONG = Path(__file__).parents[1] / "data" / "golden" / "bach_bwv10.7.mid"
+MELODY = SONG.with_name("folk_essen_altdeu10_1.mid")
 NOTE = vocab.EVENT_ID["note"]
 
 
@@ -63,10 +65,16 @@ def check_accompaniment(result, source: dict[int, list[tuple]], kept_tracks: set
 @pytest.mark.parametrize("arch", ARCHS)
 def test_accompaniment_keeps_tracks_verbatim_with_random_weights(arch: str) -> None:
     source = by_track(tokenize(SONG).tokens)
-    result = accompany(SONG, keep="1,3", add="cello,flute", model=tiny(arch), config=wild())
+    config = replace(wild(), disable_channels="2,3", control_change=False)  # 1-based: channels 1 and 2 inside
+    result = accompany(SONG, keep="1,3", add="cello,flute", model=tiny(arch), config=config)
     assert result.mode == "interleave"
     check_accompaniment(result, source, {1, 3}, Song.load(SONG).end())
     assert {v.track for v in result.plan.voices} == {2, 4}  # the numbers the kept voices leave free
+    assert {v.channel for v in result.plan.voices} == {3, 4}  # the first channels neither kept nor disabled
+    for tokens, kept in zip(result.samples, result.kept_rows, strict=True):
+        assert not (tokens[~kept, 0] == vocab.EVENT_ID["control_change"]).any()
+    with pytest.raises(ConfigError, match="allow-instruments does not allow"):
+        accompany(SONG, keep="1", add="cello", model=tiny(arch), config=replace(wild(), allow_instruments="piano"))
 
 
 def test_accompaniment_with_a_trained_plain_and_an_anticipation_model(tiny_gpt_run: Path, tiny_anticipation_run: Path) -> None:
@@ -106,6 +114,16 @@ def check_infill(model, mode: str) -> None:
             onsets = anticipation.stream_onsets(tokens)[~kept & (tokens[:, 0] == NOTE)]
             assert ((onsets >= first) & (onsets < last)).all() and (onsets + value(new, "duration") <= last).all()
             assert set(value(new, "track").tolist()) <= {2, 3}
+
+
+def test_added_parts_may_spread_over_a_four_voice_texture() -> None:
+    """A melody alone leaves the model three tracks (not one per added instrument), as a chorale's dropped voices do."""
+    melody = Song.load(MELODY)
+    assert accompaniment_task(melody, "1", "piano,bass").voice_tracks == {2, 3, 4}
+    chorale = Song.load(SONG)
+    assert accompaniment_task(chorale, "1", "piano").voice_tracks == {2, 3, 4}
+    assert accompaniment_task(chorale, "1,2,3", "cello,bass").voice_tracks == {4, 5}
+    assert accompaniment_task(chorale, "all", "bass").voice_tracks == {5}
 
 
 def test_kept_events_are_placed_when_their_time_comes() -> None:

@@ -39,3 +39,21 @@ def test_generate_without_a_checkpoint_uses_the_shipped_model(tmp_path: Path, ca
     assert tokens.shape == (25, 8) and not invalid_rows(tokens).any()
     assert (tmp_path / "sample-00.mid").stat().st_size > 30
     assert "sample-00.mid" in capsys.readouterr().out
+
+
+def test_the_shipped_model_accompanies_a_melody_to_its_end_in_a_few_voices() -> None:
+    """As a new user would: an Essen melody with piano and bass. Given too few tracks, the
+    model once stacked a dozen notes per onset and ran out of events a fifth of the way in."""
+    from midilm import anticipation
+    from midilm.sample import SamplingConfig
+    from midilm.sample.accompany import accompany
+    from midilm.sample.song import Song
+
+    melody = Path(__file__).parents[1] / "data" / "golden" / "folk_essen_altdeu10_1.mid"
+    result = accompany(melody, keep="1", add="piano,bass", config=SamplingConfig(num_samples=1, seed=1))
+    tokens, kept = result.samples[0], result.kept_rows[0]
+    new_notes = ~kept & (tokens[:, 0] == vocab.EVENT_ID["note"])
+    onsets = anticipation.stream_onsets(tokens)[new_notes]
+    assert result.generation.stop_reason == "eos"
+    assert onsets.max() >= 0.9 * Song.load(melody).end()
+    assert new_notes.sum() / len(set(onsets.tolist())) < 4  # notes per onset: a texture, not clusters

@@ -75,6 +75,7 @@ def test_summary_counts_and_duration(golden_dir):
     without_tempo = tokenize_score([480, [["note", 0, 960, 0, 60, 80]]]).tokens
     assert summarize(without_tempo).seconds == pytest.approx(1.0)  # two beats at the default 120 bpm
     assert "duration 1.0 s" in summarize(without_tempo).format()
+    assert summarize(without_tempo).channels == [0] and "channels 1\n" in summarize(without_tempo).format()  # 1-based, as users see them
 
 
 def test_grammar_accepts_tokenizer_output_and_names_bad_rows(golden_dir):
