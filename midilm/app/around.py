@@ -71,7 +71,7 @@ def on_song(path: str | None) -> tuple[str | None, str, Any, Any]:
 
 def make_write(models: ModelCache, out_dir: Any) -> Callable[..., list[Any]]:
     """The Write button's handler: page values in, status, result paths and slots out."""
-    from midilm.app.ui import MAX_SAMPLES, result_updates
+    from midilm.app.ui import MAX_SAMPLES, SLOT_FIELDS, result_updates
 
     def write(
         checkpoint: str,
@@ -98,9 +98,9 @@ def make_write(models: ModelCache, out_dir: Any) -> Callable[..., list[Any]]:
     ) -> list[Any]:
         try:
             if not song:
-                raise gr.Error("Upload a MIDI file first.")
+                raise ConfigError("Upload a MIDI file first.")
             sampling = forms.sampling_config(
-                num_samples=num_samples, events=16, min_events=0, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
+                num_samples=num_samples, events=16, min_events=0, seconds=0, temperature=temperature, top_p=top_p, top_k=top_k, seed=seed
             )
             sampling = dataclasses.replace(sampling, **locks(allowed, disabled, patch, control, polyphony))
             sampling.validate()
@@ -114,8 +114,8 @@ def make_write(models: ModelCache, out_dir: Any) -> Callable[..., list[Any]]:
                 out_dir,
                 lambda done, total, unit: progress((done, total), desc="writing" if unit == "events" else "rendering", unit=unit),
             )
-        except MidilmError as exc:
-            raise gr.Error(str(exc)) from exc
+        except MidilmError as exc:  # said in the status line, as on the Generate tab; earlier results stay
+            return [f"⚠️ **Nothing written.** {exc}", *[gr.skip()] * (1 + SLOT_FIELDS * MAX_SAMPLES)]
         slots = [value for i in range(MAX_SAMPLES) for value in result_updates(generation.pieces, i)]
         return [generation.summary, [str(p.midi) for p in generation.pieces], *slots]
 
@@ -141,7 +141,10 @@ def around_tab(models: ModelCache, out_dir: Any, runs_dir: Any, chosen: str | No
                 info=checkpoint_hint(runs_dir, found=bool(choices)),
             )
             song = gr.File(
-                label=f"MIDI file (at most {forms.MAX_PROMPT_BYTES // 2**20} MB)", file_types=forms.MIDI_SUFFIXES, type="filepath"
+                label=f"MIDI file (at most {forms.MAX_PROMPT_BYTES // 2**20} MB)",
+                file_types=forms.MIDI_SUFFIXES,
+                type="filepath",
+                elem_id="song-file",
             )
             song_info = gr.Markdown(elem_id="song-info")
             with gr.Tabs():

@@ -19,7 +19,6 @@ from midilm.sample.around_files import write_pieces
 from midilm.sample.config import SamplingConfig
 from midilm.sample.infill import infill_task
 from midilm.sample.song import Song
-from midilm.tokenizer import summarize
 
 ACCOMPANY, INFILL = "accompany", "infill"
 
@@ -81,19 +80,6 @@ def write_request(models: ModelCache, request: AroundRequest, out_root: Path, pr
     written = write_pieces(
         folder, result, record, seed=request.sampling.seed, audio=True, piano_roll=True, prefix=request.task, on_piece=on_piece
     )
-    pieces = [
-        Piece(
-            index=i,
-            seed=request.sampling.seed + i,
-            generated_events=int(len(tokens) - 2 - kept.sum()),
-            seconds=summarize(tokens).seconds,
-            midi=files["midi"],
-            audio=files["audio"],
-            piano_roll=files["piano_roll"],
-            tokens=files["tokens"],
-            record=files["record"],
-        )
-        for i, (tokens, kept, files) in enumerate(zip(result.samples, result.kept_rows, written, strict=True))
-    ]
+    pieces = [Piece.of(i, sample) for i, sample in enumerate(written)]
     generation = result.generation
     return Generation(pieces, folder, generation.seconds, generation.events_per_s, generation.stop_reason)

@@ -12,7 +12,7 @@ from pathlib import Path
 from midilm.app.checkpoints import ModelCache
 from midilm.sample import Controls, SamplingConfig
 from midilm.sample.locks import generation_setup
-from midilm.sample.output import STOP_REASONS, write_samples
+from midilm.sample.output import STOP_REASONS, WrittenSample, write_samples
 from midilm.sample.prompt import load_prompt
 from midilm.sample.sampler import EventSampler
 
@@ -51,6 +51,15 @@ class Piece:
     record: Path
     notes: tuple[str, ...] = ()
     """What a listener should know about the files (a WAV shorter than the piece)."""
+
+    @classmethod
+    def of(cls, index: int, sample: WrittenSample) -> Piece:
+        """The page's view of a sample written to disk."""
+        files = sample.files
+        return cls(
+            index, sample.seed, sample.generated_events, sample.seconds, sample.stopped_by,
+            files["midi"], files["audio"], files["piano_roll"], files["tokens"], files["record"], tuple(sample.notes),
+        )  # fmt: skip
 
     @property
     def title(self) -> str:
@@ -148,22 +157,7 @@ class PieceRun:
             prompt=request.prompt is not None,
             on_sample=on_sample,
         )
-        pieces = [
-            Piece(
-                index=i,
-                seed=sample.seed,
-                generated_events=sample.generated_events,
-                seconds=sample.seconds,
-                stopped_by=sample.stopped_by,
-                midi=sample.files["midi"],
-                audio=sample.files["audio"],
-                piano_roll=sample.files["piano_roll"],
-                tokens=sample.files["tokens"],
-                record=sample.files["record"],
-                notes=tuple(sample.notes),
-            )
-            for i, sample in enumerate(written)
-        ]
+        pieces = [Piece.of(i, sample) for i, sample in enumerate(written)]
         return Generation(pieces, folder, result.seconds, result.events_per_s, result.stop_reason)
 
 

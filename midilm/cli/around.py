@@ -61,9 +61,10 @@ def run_around(args: argparse.Namespace, build: Callable[[Any, SamplingConfig], 
     record = {"checkpoint": str(loaded.source), "arch": loaded.run.model.arch, "song": str(args.song), "sampling": config, **settings}
     written = write_pieces(out, result, record, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=prefix)
     print(f"mode: {result.mode}; new voices: {', '.join(v.describe() for v in result.plan.voices)}")
-    for files, kept in zip(written, result.kept_rows, strict=True):
-        extra = "".join(f"\n  {p}" for k, p in files.items() if k not in ("midi", "record"))
-        print(f"{files['midi']}  ({int(kept.sum())} kept events, {len(kept) - 2 - int(kept.sum())} new){extra}")
+    for sample, kept in zip(written, result.kept_rows, strict=True):
+        extra = "".join(f"\n  {p}" for k, p in sample.files.items() if k not in ("midi", "record"))
+        notes = "".join(f"\n  note: {note}" for note in sample.notes)
+        print(f"{sample.files['midi']}  ({int(kept.sum())} kept events, {sample.generated_events} new){extra}{notes}")
     generation = result.generation
     print(
         f"{sum(generation.generated_events)} events in {generation.seconds:.1f} s ({generation.events_per_s:.1f} events/s); settings in {out}/{prefix}-*.json"

@@ -149,6 +149,11 @@ class AroundResult:
     plan: InstrumentPlan
     generation: GenerationResult
 
+    @property
+    def stop_reason(self) -> str:
+        """Why sampling stopped for the pieces the model did not end (see :func:`midilm.sample.output.sample_stop_reasons`)."""
+        return self.generation.stop_reason
+
 
 def write_around(
     around: AroundModel, config: SamplingConfig, task: Task, *, mode: str = "auto", on_event: Callable[[int], None] | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from midilm.sample.around import AroundResult
-from midilm.sample.output import write_sample
+from midilm.sample.output import WrittenSample, sample_stop_reasons, write_sample
 
 
 def write_pieces(
@@ -21,9 +21,11 @@ def write_pieces(
     piano_roll: bool,
     prefix: str,
     on_piece: Callable[[int, int], None] | None = None,
-) -> list[dict[str, Path]]:
+) -> list[WrittenSample]:
     """Files of every piece of ``result`` (``prefix-NN.*``) with a record of the
-    shared ``settings``, the piece's seed, its kept and new events and the run's timing."""
+    shared ``settings``, the piece's seed, its kept and new events, why it stopped and the run's timing."""
+    from midilm.tokenizer import summarize
+
     generation = result.generation
     shared = {
         **settings,
@@ -33,12 +35,21 @@ def write_pieces(
         "timing": {"seconds": round(generation.seconds, 3), "events_per_s": round(generation.events_per_s, 2)},
     }
     written = []
-    for i, (tokens, kept) in enumerate(zip(result.samples, result.kept_rows, strict=True)):
+    stops = sample_stop_reasons(result)
+    for i, (tokens, kept, stopped_by) in enumerate(zip(result.samples, result.kept_rows, stops, strict=True)):
         if on_piece is not None:
             on_piece(i, len(result.samples))
-        record = {**shared, "sample": i, "seed": seed + i, "kept_events": int(kept.sum()), "new_events": int(len(tokens) - 2 - kept.sum())}
+        new_events = int(len(tokens) - 2 - kept.sum())
+        record = {
+            **shared,
+            "sample": i,
+            "seed": seed + i,
+            "kept_events": int(kept.sum()),
+            "new_events": new_events,
+            "stopped_by": stopped_by,
+        }
         name = f"{prefix}-{i:02d}"
         title = f"{name}: kept notes in grey, new ones in colour"
-        files, _ = write_sample(out_dir, name, tokens, record, audio=audio, piano_roll=piano_roll, kept_rows=kept, title=title)
-        written.append(files)
+        files, notes = write_sample(out_dir, name, tokens, record, audio=audio, piano_roll=piano_roll, kept_rows=kept, title=title)
+        written.append(WrittenSample(files, seed + i, new_events, summarize(tokens).seconds, stopped_by, notes))
     return written

@@ -180,3 +180,36 @@ def test_generate_after_a_rejected_upload_explains_itself(page, tmp_path: Path) 
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#status")).to_contain_text("Nothing generated. Upload a prompt MIDI file first")
     expect(page.get_by_text("Error", exact=True)).to_have_count(0)  # no bare red pill; the server printed no traceback either
+
+
+def test_a_piece_grows_in_its_piano_roll_while_sampling_and_stop_keeps_it(page) -> None:
+    from playwright.sync_api import expect
+
+    set_number(page, "number input for Samples", 8)  # 8 x 2048 events: far more than the seconds before Stop
+    set_number(page, "number input for Events to generate", 2048)
+    set_number(page, "number input for At least", 2048)
+    set_number(page, "number input for At most (seconds)", 0)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("img[src*='.png']").first).to_be_visible(timeout=GENERATE_MS)  # a live roll, drawn while sampling
+    expect(page.locator("#status")).not_to_contain_text("sample(s)")  # sampling goes on
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_contain_text("8 sample(s)", timeout=GENERATE_MS)
+    expect(page.get_by_text("stopped with the Stop button").first).to_be_visible()
+    expect(page.locator("audio[src]")).to_have_count(8, timeout=GENERATE_MS)  # the WAVs are rendered after sampling
+
+
+def test_accompany_a_chorale_voice_in_its_tab(page, prompt_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Accompany and rewrite").click()
+    page.locator("#song-file input[type=file]").set_input_files(str(prompt_path))
+    expect(page.locator("#song-info")).to_contain_text(prompt_path.name)
+    page.get_by_role("checkbox", name=re.compile("^track 1: ")).check()  # keep the soprano; piano and bass are added by default
+    page.get_by_role("button", name="Write", exact=True).click()  # two pieces by default
+    expect(page.locator("#around-status")).not_to_contain_text("Nothing written")
+
+    expect(page.locator("#around-status")).to_contain_text("2 sample(s)", timeout=GENERATE_MS)
+    expect(page.locator("audio[src]")).to_have_count(2, timeout=GENERATE_MS)
+    midi_link = page.locator("a[download$='.mid']").first
+    assert page.request.get(midi_link.get_attribute("href")).body()[:4] == b"MThd"
+    expect(page.locator("img[src*='.png']").first).to_be_visible()  # kept and new notes in the piano roll

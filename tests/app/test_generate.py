@@ -203,3 +203,32 @@ def test_the_generate_handler_folds_the_chosen_adapter_into_the_model(models: Mo
     status, midi_paths, *_ = list(generate(**values, progress=no_progress))[-1]
     assert status.startswith("1 sample(s), 6 events in") and len(midi_paths) == 1
     assert json.loads(Path(midi_paths[0]).with_suffix(".json").read_text())["checkpoint"].endswith("lora/adapter_model.safetensors")
+
+
+def test_the_write_handler_of_the_accompany_tab_keeps_a_voice_and_fills_the_slots(
+    models: ModelCache, tiny_run: Path, prompt_path: Path, tmp_path: Path
+) -> None:
+    from midilm.app import around
+
+    write = around.make_write(models, tmp_path)
+    locks = {"allowed": [], "disabled": [], "patch": True, "control": True, "polyphony": 0}
+    status, midi_paths, *slots = write(
+        str(tiny_run), around.ACCOMPANY, str(prompt_path), [1], [0, 32], "", 1, 5, "bars", [], 2, 1.0, 0.94, 20, 3,
+        *locks.values(), progress=no_progress,
+    )  # fmt: skip
+    assert status.startswith("2 sample(s), ") and len(midi_paths) == 2
+    group, title, audio, roll, downloads = slots[:5]
+    assert group.visible is True and audio.endswith(".wav") and roll.endswith(".png")
+
+
+def test_the_write_handler_says_what_is_missing_in_the_status_line(
+    models: ModelCache, tiny_run: Path, prompt_path: Path, tmp_path: Path
+) -> None:
+    from midilm.app import around
+
+    write = around.make_write(models, tmp_path)
+    status, *rest = write(
+        str(tiny_run), around.ACCOMPANY, str(prompt_path), [], [0], "", 1, 5, "bars", [], 1, 1.0, 0.94, 20, 3, [], [], True, True, 0,
+        progress=no_progress,
+    )  # fmt: skip
+    assert status == "⚠️ **Nothing written.** keep: tick at least one track to keep"
