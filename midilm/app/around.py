@@ -17,7 +17,7 @@ import gradio as gr
 
 from midilm.app import forms
 from midilm.app.around_pieces import ACCOMPANY, INFILL, AroundRequest, describe_song, write_request
-from midilm.app.checkpoints import ModelCache, checkpoint_choices
+from midilm.app.checkpoints import ModelCache
 from midilm.errors import ConfigError, MidilmError
 from midilm.sample.config import SamplingConfig
 
@@ -124,22 +124,15 @@ def make_write(models: ModelCache, out_dir: Any) -> Callable[..., list[Any]]:
 
 def around_tab(models: ModelCache, out_dir: Any, runs_dir: Any, chosen: str | None) -> None:
     """The tab's layout and wiring, inside the current Blocks."""
-    from midilm.app.ui import RESULTS, checkpoint_hint, result_slots
+    from midilm.app.ui import RESULTS, checkpoint_dropdown, result_slots
 
     defaults = SamplingConfig()
-    choices = checkpoint_choices(runs_dir, chosen)
     gr.Markdown(INTRO)
     task = gr.State(ACCOMPANY)
     midi_paths = gr.State([])
     with gr.Row():
         with gr.Column(scale=2, min_width=360):
-            checkpoint = gr.Dropdown(
-                choices,
-                value=choices[0][1] if choices else None,
-                allow_custom_value=True,
-                label="Checkpoint",
-                info=checkpoint_hint(runs_dir, found=bool(choices)),
-            )
+            checkpoint = checkpoint_dropdown(runs_dir, chosen)
             song = gr.File(
                 label=f"MIDI file (at most {forms.MAX_PROMPT_BYTES // 2**20} MB)",
                 file_types=forms.MIDI_SUFFIXES,

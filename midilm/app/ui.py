@@ -305,25 +305,30 @@ def result_slots(button_label: str = "Continue from this sample") -> tuple[list[
     return slots, continue_buttons
 
 
+def checkpoint_dropdown(runs_dir: Path, chosen: str | None) -> gr.Dropdown:
+    """The checkpoint list (the chosen one first, the shipped model, the runs found), open to a typed path."""
+    choices = checkpoint_choices(runs_dir, chosen)
+    return gr.Dropdown(
+        choices,
+        value=choices[0][1] if choices else None,
+        allow_custom_value=True,
+        label="Checkpoint",
+        info=checkpoint_hint(runs_dir, found=bool(choices)),
+    )
+
+
 def build_app(settings: AppSettings) -> gr.Blocks:
     """The page, ready to ``launch``; models load on the first Generate that needs them."""
     from midilm.runtime import resolve_device
 
     models = ModelCache(resolve_device(settings.device))
-    choices = checkpoint_choices(settings.runs_dir, settings.checkpoint)
     with gr.Blocks(title="midilm", analytics_enabled=False, delete_cache=(3600, 86400)) as app:
         gr.Markdown(INTRO)
         mode = gr.State(CONTROLS_TAB)
         midi_paths = gr.State([])
         with gr.Row():
             with gr.Column(scale=2, min_width=360):
-                checkpoint = gr.Dropdown(
-                    choices,
-                    value=choices[0][1] if choices else None,
-                    allow_custom_value=True,
-                    label="Checkpoint",
-                    info=checkpoint_hint(settings.runs_dir, found=bool(choices)),
-                )
+                checkpoint = checkpoint_dropdown(settings.runs_dir, settings.checkpoint)
                 adapters = adapter_choices(settings.runs_dir, settings.adapter)
                 adapter = gr.Dropdown(
                     adapters,
