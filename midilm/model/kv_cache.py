@@ -6,7 +6,7 @@ instead of concatenating (which would copy the whole history at every token).
 
 :class:`StepKVCache`: the same cache seen from one exported or compiled step:
 the past arrives as inputs (fixed capacity, the first ``start`` positions
-valid) and the new keys and values leave as outputs, for the caller to store.
+valid), the step writes the new keys and values into it and returns it.
 
 Attention layers talk to either through ``cache.attend(layer, q, k, v)`` and
 read the position of their first new token from ``cache.length`` (an int, or a
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from midilm.errors import ConfigError
-from midilm.model.attention import attention_past_and_new, causal_attention
+from midilm.model.attention import attention_in_cache, causal_attention
 
 
 class KVCache:
@@ -79,21 +79,25 @@ class KVCache:
 
 class StepKVCache:
     """One step's view of a cache: past keys and values per layer ``[B, H, C, hd]``
-    given as tensors, of which positions ``< start`` are valid; :attr:`new_keys`
-    and :attr:`new_values` collect what the step adds (``[B, H, t, hd]`` per layer)."""
+    given as tensors, of which positions ``< start`` are valid. The step writes
+    its new positions into them (in place; in ONNX Runtime into the bound
+    buffers) and :attr:`present_keys` and :attr:`present_values` collect the
+    caches as written, the step's outputs."""
 
     def __init__(self, past_keys: list[torch.Tensor], past_values: list[torch.Tensor], start: torch.Tensor) -> None:
         self.past_keys, self.past_values = past_keys, past_values
         self.length = start
-        self.new_keys: list[torch.Tensor | None] = [None] * len(past_keys)
-        self.new_values: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.present_keys: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.present_values: list[torch.Tensor | None] = [None] * len(past_keys)
 
     def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        self.new_keys[layer], self.new_values[layer] = keys, values
-        return attention_past_and_new(q, self.past_keys[layer], self.past_values[layer], keys, values, self.length)
+        y, self.present_keys[layer], self.present_values[layer] = attention_in_cache(
+            q, self.past_keys[layer], self.past_values[layer], keys, values, self.length
+        )
+        return y
 
     def advance(self, n_positions: int) -> None:
-        """The caller stores the new positions; nothing moves here."""
+        """The caller counts the new positions; nothing moves here."""
 
     def reset(self) -> None:
         """A step's view holds nothing of its own."""
