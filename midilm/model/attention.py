@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.onnx import symbolic_helper
 
+from midilm.model.rotary import Unrotated, rotary_tables
+
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_past: int, dropout: float = 0.0) -> torch.Tensor:
     """Attention of ``t`` new queries ``[B, H, t, hd]`` over ``n_past + t`` keys
@@ -63,23 +65,52 @@ def written_at(cache: torch.Tensor, new: torch.Tensor, start: torch.Tensor) -> t
     return cache.index_copy_(2, start + torch.arange(new.size(2), device=new.device), new)
 
 
+ROTARY_HEAD_MULTIPLE = 16
+"""``GroupQueryAttention`` rotates heads whose size is a multiple of this; others are rotated before it."""
+
+
 def attention_in_cache(
-    q: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor, k: torch.Tensor, v: torch.Tensor, start: torch.Tensor
+    q: torch.Tensor,
+    past_k: torch.Tensor,
+    past_v: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    start: torch.Tensor,
+    unrotated: Unrotated | None = None,
+    lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`attention_past_and_new`, after writing the new keys and values into
     the caches (in place) at ``start``; returns the attention and the caches.
-    In an ONNX export, ONNX Runtime's ``GroupQueryAttention``."""
-    if torch.onnx.is_in_onnx_export():
-        return _GroupQueryAttention.apply(q, past_k, past_v, k, v, start, int(q.size(1)))
-    y = attention_past_and_new(q, past_k, past_v, k, v, start)
-    return y, written_at(past_k, k, start), written_at(past_v, v, start)
+
+    In an ONNX export it is ONNX Runtime's ``GroupQueryAttention``, which takes
+    ``lengths`` (:func:`operator_lengths`, computed once for all layers) and,
+    given the ``unrotated`` projections (and heads of a multiple of 16), applies
+    the rotary positions itself."""
+    if not torch.onnx.is_in_onnx_export():
+        y = attention_past_and_new(q, past_k, past_v, k, v, start)
+        return y, written_at(past_k, k, start), written_at(past_v, v, start)
+    seqlens, total = lengths if lengths is not None else operator_lengths(start, q)
+    if unrotated is None or past_k.size(3) % ROTARY_HEAD_MULTIPLE:
+        return _GroupQueryAttention.apply(q, past_k, past_v, k, v, seqlens, total, int(q.size(1)), None, None)
+    cos, sin = rotary_tables(0, past_k.size(2), past_k.size(3), unrotated.base, q.device)  # every position of the cache
+    return _GroupQueryAttention.apply(q, past_k, past_v, k, v, seqlens, total, int(q.size(1)), cos, sin, *unrotated.rows)
+
+
+def operator_lengths(start: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``GroupQueryAttention``'s lengths for new queries ``[B, H, t, hd]`` after
+    ``start`` cached positions: each row's last position (int32 ``[B]``) and the
+    positions after the step (int32 scalar)."""
+    total = start + q.size(2)
+    return (total - 1).to(torch.int32).expand(q.size(0)), total.to(torch.int32)
 
 
 class _GroupQueryAttention(torch.autograd.Function):
     """:func:`attention_in_cache` as the ``com.microsoft`` operator
     ``GroupQueryAttention``: one node per layer instead of a score, mask and
     softmax chain over the whole capacity; the caches it returns share the
-    buffers of the past inputs when the caller binds them so (the decoder does)."""
+    buffers of the past inputs when the caller binds them so (the decoder does).
+    With rotary tables and the unrotated projections (``rows``) it rotates the
+    new queries and keys itself, at positions ``start ..``."""
 
     @staticmethod
     def forward(
@@ -89,40 +120,60 @@ class _GroupQueryAttention(torch.autograd.Function):
         past_v: torch.Tensor,
         k: torch.Tensor,
         v: torch.Tensor,
-        start: torch.Tensor,
+        seqlens: torch.Tensor,
+        total: torch.Tensor,
         heads: int,
+        cos: torch.Tensor | None,
+        sin: torch.Tensor | None,
+        *rows: torch.Tensor,
     ) -> tuple:
+        start = total.long() - q.size(2)
         y = attention_past_and_new(q, past_k, past_v, k, v, start)
         return y, written_at(past_k.clone(), k, start), written_at(past_v.clone(), v, start)
 
     @staticmethod
-    def symbolic(g: object, q: object, past_k: object, past_v: object, k: object, v: object, start: object, heads: int) -> tuple:
+    def symbolic(
+        g: object,
+        q: object,
+        past_k: object,
+        past_v: object,
+        k: object,
+        v: object,
+        seqlens: object,
+        total: object,
+        heads: int,
+        cos: object,
+        sin: object,
+        *rows: object,
+    ) -> tuple:
         _, kv_heads, _, head_dim = symbolic_helper._get_tensor_sizes(past_k)  # the cache's sizes are static
 
         def constant(values: list[int]) -> object:
             return g.op("Constant", value_t=torch.tensor(values, dtype=torch.int64))
 
-        def rows(x: object) -> object:  # [B, H, t, hd] -> [B, t, H * hd], the operator's layout
+        def as_rows(x: object) -> object:  # [B, H, t, hd] -> [B, t, H * hd], the operator's layout
             return g.op("Reshape", g.op("Transpose", x, perm_i=[0, 2, 1, 3]), constant([0, 0, -1]))
 
-        shape = g.op("Shape", q)
-        total = g.op("Add", start, g.op("Gather", shape, constant([2]), axis_i=0))  # [1]: positions after this step
-        last = g.op("Cast", g.op("Sub", total, constant([1])), to_i=6)  # int32, the operator's seqlens_k
-        seqlens = g.op("Expand", last, g.op("Slice", shape, constant([0]), constant([1])))  # [B]
-        total_scalar = g.op("Cast", g.op("Squeeze", total, constant([0])), to_i=6)
+        if not rows:
+            inputs, rotary = [as_rows(q), as_rows(k), as_rows(v)], {}
+        else:
+            empty = g.op("prim::Constant").setType(torch._C.OptionalType.ofTensor())  # an omitted input
+            inputs = [rows[0], empty, empty] if len(rows) == 1 else list(rows)  # packed: queries, keys, values in one
+            rotary = {"do_rotary_i": 1, "rotary_interleaved_i": 0}
+        extra = [cos, sin] if rows else []
         out, present_k, present_v = g.op(
             "com.microsoft::GroupQueryAttention",
-            rows(q),
-            rows(k),
-            rows(v),
+            *inputs,
             past_k,
             past_v,
             seqlens,
-            total_scalar,
+            total,
+            *extra,
             num_heads_i=heads,
             kv_num_heads_i=kv_heads,
             scale_f=head_dim**-0.5,
             outputs=3,
+            **rotary,
         )
         out.setType(q.type().with_sizes(None))
         present_k.setType(past_k.type())

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from midilm.errors import ConfigError
-from midilm.model.attention import attention_in_cache, causal_attention
+from midilm.model.attention import attention_in_cache, causal_attention, operator_lengths
+from midilm.model.rotary import Unrotated
 
 
 class KVCache:
@@ -64,8 +65,11 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = values
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
-    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Store the new positions' keys and values and attend over all of the layer's so far."""
+    def attend(
+        self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, unrotated: Unrotated | None = None
+    ) -> torch.Tensor:
+        """Store the new positions' keys and values and attend over all of the layer's so far
+        (``unrotated``, for a step's export, is not needed here)."""
         n_past = self.length
         all_keys, all_values = self.extend(layer, keys, values)
         return causal_attention(q, all_keys, all_values, n_past)
@@ -89,10 +93,15 @@ class StepKVCache:
         self.length = start
         self.present_keys: list[torch.Tensor | None] = [None] * len(past_keys)
         self.present_values: list[torch.Tensor | None] = [None] * len(past_keys)
+        self._lengths: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def attend(
+        self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, unrotated: Unrotated | None = None
+    ) -> torch.Tensor:
+        if self._lengths is None and torch.onnx.is_in_onnx_export():
+            self._lengths = operator_lengths(self.length, q)  # once for every layer of the export
         y, self.present_keys[layer], self.present_values[layer] = attention_in_cache(
-            q, self.past_keys[layer], self.past_values[layer], keys, values, self.length
+            q, self.past_keys[layer], self.past_values[layer], keys, values, self.length, unrotated, self._lengths
         )
         return y
 

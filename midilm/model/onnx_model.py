@@ -91,36 +91,51 @@ class OrtStepCache(StepCache):
     so no cache crosses into Python or is copied between steps."""
 
     def __init__(self, runner: OrtRunner, shapes: list[tuple[int, int, int]], batch_size: int) -> None:
-        import onnxruntime as ort
-
         super().__init__(shapes)
         self.runner = runner
-        self.past = [ort.OrtValue.ortvalue_from_numpy(np.zeros((batch_size, h, c, d), dtype=np.float32)) for h, c, d in shapes * 2]
-        self.bindings: dict[tuple[str, bool], Any] = {}
+        self.batch_size = batch_size
+        self.past = [_shared(np.zeros((batch_size, h, c, d), dtype=np.float32)) for h, c, d in shapes * 2]
+        self.start = np.zeros((), dtype=np.int64)  # bound once: each step writes its start here
+        self.outputs: dict[str, np.ndarray] = {}  # each graph's first output, bound once
+        self.bound: dict[tuple[str, bool], tuple[Any, Any, np.ndarray | None]] = {}
 
-    def _binding(self, graph: str, positions: np.ndarray) -> tuple[Any, Any]:
-        """The session for these positions and its binding of the cache, made once per graph and shape."""
-        session = self.runner.sessions[graph] if positions.shape[1] != 1 else self.runner.session(graph, len(positions), one_position=True)
-        key = (graph, positions.shape[1] == 1)
-        if key not in self.bindings:
+    def _bound(self, graph: str, positions: np.ndarray) -> tuple[Any, Any, np.ndarray | None]:
+        """The session for these positions, its binding of the cache, start and output, and (one-position
+        steps) the positions buffer it reads; made once per graph and kind of step."""
+        one_position = positions.shape[1] == 1
+        key = (graph, one_position)
+        if key not in self.bound:
+            session = self.runner.session(graph, self.batch_size, one_position=True) if one_position else self.runner.sessions[graph]
             binding = session.io_binding()
             inputs, outputs = self.runner.input_names[graph], self.runner.output_names[graph]
-            for name, value in zip(inputs[2:], self.past, strict=True):
-                binding.bind_ortvalue_input(name, value)
-            binding.bind_output(outputs[0])
-            for name, value in zip(outputs[1:], self.past, strict=True):
-                binding.bind_ortvalue_output(name, value)
-            self.bindings[key] = binding
-        return session, self.bindings[key]
+            if graph not in self.outputs:
+                width = self.runner.sessions[graph].get_outputs()[0].shape[1]  # [batch, V] logits or [batch, d] state
+                self.outputs[graph] = np.zeros((self.batch_size, width), dtype=np.float32)
+            buffer = np.zeros_like(positions) if one_position else None
+            for name, value in [*zip(inputs[2:], self.past, strict=True), (inputs[1], self.start), (inputs[0], buffer)]:
+                if value is not None:
+                    binding.bind_ortvalue_input(name, _shared(value))
+            for name, value in zip(outputs, [self.outputs[graph], *self.past], strict=True):
+                binding.bind_ortvalue_output(name, _shared(value))
+            self.bound[key] = (session, binding, buffer)
+        return self.bound[key]
 
     def _run(self, graph: str, positions: np.ndarray) -> np.ndarray:
-        session, binding = self._binding(graph, positions)
-        positions_name, start_name = self.runner.input_names[graph][:2]
-        start = np.array(self.length, dtype=np.int64)
-        binding.bind_cpu_input(positions_name, positions)
-        binding.bind_cpu_input(start_name, start)
+        session, binding, buffer = self._bound(graph, positions)
+        if buffer is not None:
+            buffer[...] = positions
+        else:
+            binding.bind_cpu_input(self.runner.input_names[graph][0], positions)
+        self.start[...] = self.length
         session.run_with_iobinding(binding)
-        return np.array(binding.get_outputs()[0].numpy())  # a copy: the output's buffer is ONNX Runtime's
+        return self.outputs[graph].copy()
+
+
+def _shared(values: Any) -> Any:
+    """An ONNX Runtime value over a numpy array's memory (an OrtValue as it is)."""
+    import onnxruntime as ort
+
+    return values if isinstance(values, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(values)
 
 
 class OnnxModel:
