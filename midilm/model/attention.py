@@ -5,10 +5,10 @@
 :func:`attention_past_and_new` reads a fixed-capacity cache of which only the
 first ``start`` positions are valid, and the new keys beside it, without
 concatenating the cache: shapes stay static and no cache copy is made, which
-is what an exported (ONNX) or compiled step needs. :func:`attention_in_cache`
-also writes the new keys into the cache, in place; exported to ONNX it is one
-ONNX Runtime ``GroupQueryAttention`` node, which writes into the cache buffer
-it reads and attends over the filled positions only.
+is what a compiled step needs. :func:`exported_attention` is the same in an
+ONNX export: one ONNX Runtime ``GroupQueryAttention`` node, which also writes
+the new positions into the cache buffer it reads and attends over the filled
+positions only.
 """
 
 from __future__ import annotations
@@ -60,36 +60,26 @@ def attention_past_and_new(
     return torch.matmul(weights[..., :capacity], past_v) + torch.matmul(weights[..., capacity:], v)
 
 
-def written_at(cache: torch.Tensor, new: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-    """``cache [B, KV, C, hd]`` with ``new [B, KV, t, hd]`` written, in place, at positions ``start .. start+t-1``."""
-    return cache.index_copy_(2, start + torch.arange(new.size(2), device=new.device), new)
-
-
 ROTARY_HEAD_MULTIPLE = 16
 """``GroupQueryAttention`` rotates heads whose size is a multiple of this; others are rotated before it."""
 
 
-def attention_in_cache(
+def exported_attention(
     q: torch.Tensor,
     past_k: torch.Tensor,
     past_v: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    start: torch.Tensor,
+    lengths: tuple[torch.Tensor, torch.Tensor],
     unrotated: Unrotated | None = None,
-    lengths: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """:func:`attention_past_and_new`, after writing the new keys and values into
-    the caches (in place) at ``start``; returns the attention and the caches.
-
-    In an ONNX export it is ONNX Runtime's ``GroupQueryAttention``, which takes
-    ``lengths`` (:func:`operator_lengths`, computed once for all layers) and,
-    given the ``unrotated`` projections (and heads of a multiple of 16), applies
-    the rotary positions itself."""
-    if not torch.onnx.is_in_onnx_export():
-        y = attention_past_and_new(q, past_k, past_v, k, v, start)
-        return y, written_at(past_k, k, start), written_at(past_v, v, start)
-    seqlens, total = lengths if lengths is not None else operator_lengths(start, q)
+    """In an ONNX export, :func:`attention_past_and_new` as ONNX Runtime's
+    ``GroupQueryAttention``, which also writes the new keys and values into the
+    caches: returns the attention and the caches as written. ``lengths`` come
+    from :func:`operator_lengths` (computed once for all layers); given the
+    ``unrotated`` projections (and heads of a multiple of 16) the operator
+    applies the rotary positions itself."""
+    seqlens, total = lengths
     if unrotated is None or past_k.size(3) % ROTARY_HEAD_MULTIPLE:
         return _GroupQueryAttention.apply(q, past_k, past_v, k, v, seqlens, total, int(q.size(1)), None, None)
     cos, sin = rotary_tables(0, past_k.size(2), past_k.size(3), unrotated.base, q.device)  # every position of the cache
@@ -105,7 +95,7 @@ def operator_lengths(start: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor
 
 
 class _GroupQueryAttention(torch.autograd.Function):
-    """:func:`attention_in_cache` as the ``com.microsoft`` operator
+    """:func:`exported_attention` as the ``com.microsoft`` operator
     ``GroupQueryAttention``: one node per layer instead of a score, mask and
     softmax chain over the whole capacity; the caches it returns share the
     buffers of the past inputs when the caller binds them so (the decoder does).
@@ -128,8 +118,9 @@ class _GroupQueryAttention(torch.autograd.Function):
         *rows: torch.Tensor,
     ) -> tuple:
         start = total.long() - q.size(2)
+        positions = start + torch.arange(q.size(2), device=q.device)
         y = attention_past_and_new(q, past_k, past_v, k, v, start)
-        return y, written_at(past_k.clone(), k, start), written_at(past_v.clone(), v, start)
+        return y, past_k.index_copy(2, positions, k), past_v.index_copy(2, positions, v)
 
     @staticmethod
     def symbolic(

@@ -6,7 +6,8 @@ instead of concatenating (which would copy the whole history at every token).
 
 :class:`StepKVCache`: the same cache seen from one exported or compiled step:
 the past arrives as inputs (fixed capacity, the first ``start`` positions
-valid), the step writes the new keys and values into it and returns it.
+valid); an exported step writes the new keys and values into it and returns
+it, a torch step returns the new keys and values for its runner to write.
 
 Attention layers talk to either through ``cache.attend(layer, q, k, v)`` and
 read the position of their first new token from ``cache.length`` (an int, or a
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from midilm.errors import ConfigError
-from midilm.model.attention import attention_in_cache, causal_attention, operator_lengths
+from midilm.model.attention import attention_past_and_new, causal_attention, exported_attention, operator_lengths
 from midilm.model.rotary import Unrotated
 
 
@@ -83,26 +84,30 @@ class KVCache:
 
 class StepKVCache:
     """One step's view of a cache: past keys and values per layer ``[B, H, C, hd]``
-    given as tensors, of which positions ``< start`` are valid. The step writes
-    its new positions into them (in place; in ONNX Runtime into the bound
-    buffers) and :attr:`present_keys` and :attr:`present_values` collect the
-    caches as written, the step's outputs."""
+    given as tensors, of which positions ``< start`` are valid. :attr:`step_keys`
+    and :attr:`step_values` collect the step's outputs per layer: in an ONNX
+    export the caches with the new positions written (the operator writes them
+    into the buffers the decoder binds), run in torch the new positions' keys
+    and values ``[B, H, t, hd]`` (the runner writes them into its cache, outside
+    a compiled graph)."""
 
     def __init__(self, past_keys: list[torch.Tensor], past_values: list[torch.Tensor], start: torch.Tensor) -> None:
         self.past_keys, self.past_values = past_keys, past_values
         self.length = start
-        self.present_keys: list[torch.Tensor | None] = [None] * len(past_keys)
-        self.present_values: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.step_keys: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.step_values: list[torch.Tensor | None] = [None] * len(past_keys)
         self._lengths: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def attend(
         self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, unrotated: Unrotated | None = None
     ) -> torch.Tensor:
-        if self._lengths is None and torch.onnx.is_in_onnx_export():
+        past_k, past_v = self.past_keys[layer], self.past_values[layer]
+        if not torch.onnx.is_in_onnx_export():
+            self.step_keys[layer], self.step_values[layer] = keys, values
+            return attention_past_and_new(q, past_k, past_v, keys, values, self.length)
+        if self._lengths is None:
             self._lengths = operator_lengths(self.length, q)  # once for every layer of the export
-        y, self.present_keys[layer], self.present_values[layer] = attention_in_cache(
-            q, self.past_keys[layer], self.past_values[layer], keys, values, self.length, unrotated, self._lengths
-        )
+        y, self.step_keys[layer], self.step_values[layer] = exported_attention(q, past_k, past_v, keys, values, self._lengths, unrotated)
         return y
 
     def advance(self, n_positions: int) -> None:

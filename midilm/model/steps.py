@@ -2,10 +2,11 @@
 
 A cached decoder's step reads and writes a KV cache object; these wrappers
 take the cache's past as plain inputs (a fixed capacity per layer, the first
-``start`` positions valid), write the new positions into it and return it
-(in place: the caller's buffers are the step's outputs, in torch and in ONNX
-Runtime, which binds them so), so a step has static shapes except the count
-of new positions, and no Python state. :class:`~midilm.model.fast_decoding.FlatStepDecoder` and
+``start`` positions valid) and give back the cache with the new positions
+written (exported to ONNX, whose runner binds the same buffers as inputs and
+outputs; run in torch, :class:`TorchStepRunner` writes the new keys the module
+returns, so a compiled graph never mutates its inputs), so a step has static
+shapes except the count of new positions, and no Python state. :class:`~midilm.model.fast_decoding.FlatStepDecoder` and
 :class:`~midilm.model.fast_decoding.EventStepDecoder` drive them (through ONNX
 Runtime, a compiled module, or the plain module as a reference) with the
 window logic every decoder shares.
@@ -46,8 +47,8 @@ class _CachedStep(nn.Module):
     def _with_cache(self, run: Callable, start: torch.Tensor, past: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         cache, parts = step_cache(self.template, list(past), start)
         out = run(cache)
-        keys = [k for part in parts for k in part.present_keys]
-        values = [v for part in parts for v in part.present_values]
+        keys = [k for part in parts for k in part.step_keys]
+        values = [v for part in parts for v in part.step_values]
         return (out, *keys, *values)
 
 
@@ -172,4 +173,10 @@ class TorchStepRunner:
         if graph in self.compiled and (not isinstance(module, _CachedStep) or tensors[0].shape[1] == 1):
             module = self.compiled[graph]
         out = module(*tensors)
-        return [t.numpy() for t in out] if isinstance(out, tuple) else [out.numpy()]
+        if not isinstance(out, tuple):
+            return [out.numpy()]
+        first, *new = (t.numpy() for t in out)
+        start, past = int(inputs[1]), inputs[2:]
+        for cache, positions in zip(past, new, strict=True):  # the cache as the exported graph leaves it
+            cache[:, :, start : start + positions.shape[2]] = positions
+        return [first, *past]
