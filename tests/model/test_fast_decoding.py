@@ -78,6 +78,15 @@ def test_onnx_attention_that_rotates_heads_itself_equals_the_eager_decoder(arch,
 
 
 @needs_onnx
+def test_onnx_grouped_query_attention_with_fewer_key_heads_equals_the_eager_decoder(make_model, make_events):
+    """skytnt with 2 key/value heads for 4 query heads: the operator groups the heads as the reference does."""
+    model = make_model("skytnt", kv_heads=2).eval()
+    assert model.config.kv_heads < model.config.n_heads
+    tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
+    assert_same_logits(onnx_decoder(model, 2), model, make_events(2, 3), tokens, atol=1e-3)
+
+
+@needs_onnx
 @pytest.mark.parametrize("arch", ["gpt", "hier"])
 def test_onnx_int8_weights_stay_close_to_the_float_logits(arch, make_model, make_events):
     """8-bit weights in blocks of 32: the logits move a little (the torch int8 path moves them as much)."""
