@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--weights",
         choices=("full", "int8"),
         default="full",
-        help="onnx: float32 weights in standard operators (full), or 8-bit weights in ONNX Runtime's MatMulNBits, about 2x faster on one CPU thread (int8)",
+        help="onnx: float32 weights (full), or 8-bit weights in ONNX Runtime's MatMulNBits, about 2x faster on one CPU thread (int8)",
     )
     parser.add_argument("--merge", action="store_true", help="fold the LoRA adapter (of a LoRA run, or --lora-adapter) into full weights")
     parser.add_argument("--lora-adapter", metavar="DIR", help="a LoRA adapter to fold into MODEL (with --merge)")

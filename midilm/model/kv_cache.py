@@ -6,7 +6,8 @@ instead of concatenating (which would copy the whole history at every token).
 
 :class:`StepKVCache`: the same cache seen from one exported or compiled step:
 the past arrives as inputs (fixed capacity, the first ``start`` positions
-valid) and the new keys and values leave as outputs, for the caller to store.
+valid); an exported step writes the new keys and values into it and returns
+it, a torch step returns the new keys and values for its runner to write.
 
 Attention layers talk to either through ``cache.attend(layer, q, k, v)`` and
 read the position of their first new token from ``cache.length`` (an int, or a
@@ -24,7 +25,8 @@ from typing import Any
 import torch
 
 from midilm.errors import ConfigError
-from midilm.model.attention import attention_past_and_new, causal_attention
+from midilm.model.attention import attention_past_and_new, causal_attention, exported_attention, operator_lengths
+from midilm.model.rotary import Unrotated
 
 
 class KVCache:
@@ -64,8 +66,11 @@ class KVCache:
         self.values[layer, :, :, self.length : end] = values
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
-    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        """Store the new positions' keys and values and attend over all of the layer's so far."""
+    def attend(
+        self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, unrotated: Unrotated | None = None
+    ) -> torch.Tensor:
+        """Store the new positions' keys and values and attend over all of the layer's so far
+        (``unrotated``, for a step's export, is not needed here)."""
         n_past = self.length
         all_keys, all_values = self.extend(layer, keys, values)
         return causal_attention(q, all_keys, all_values, n_past)
@@ -79,21 +84,34 @@ class KVCache:
 
 class StepKVCache:
     """One step's view of a cache: past keys and values per layer ``[B, H, C, hd]``
-    given as tensors, of which positions ``< start`` are valid; :attr:`new_keys`
-    and :attr:`new_values` collect what the step adds (``[B, H, t, hd]`` per layer)."""
+    given as tensors, of which positions ``< start`` are valid. :attr:`step_keys`
+    and :attr:`step_values` collect the step's outputs per layer: in an ONNX
+    export the caches with the new positions written (the operator writes them
+    into the buffers the decoder binds), run in torch the new positions' keys
+    and values ``[B, H, t, hd]`` (the runner writes them into its cache, outside
+    a compiled graph)."""
 
     def __init__(self, past_keys: list[torch.Tensor], past_values: list[torch.Tensor], start: torch.Tensor) -> None:
         self.past_keys, self.past_values = past_keys, past_values
         self.length = start
-        self.new_keys: list[torch.Tensor | None] = [None] * len(past_keys)
-        self.new_values: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.step_keys: list[torch.Tensor | None] = [None] * len(past_keys)
+        self.step_values: list[torch.Tensor | None] = [None] * len(past_keys)
+        self._lengths: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def attend(self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-        self.new_keys[layer], self.new_values[layer] = keys, values
-        return attention_past_and_new(q, self.past_keys[layer], self.past_values[layer], keys, values, self.length)
+    def attend(
+        self, layer: int, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, unrotated: Unrotated | None = None
+    ) -> torch.Tensor:
+        past_k, past_v = self.past_keys[layer], self.past_values[layer]
+        if not torch.onnx.is_in_onnx_export():
+            self.step_keys[layer], self.step_values[layer] = keys, values
+            return attention_past_and_new(q, past_k, past_v, keys, values, self.length)
+        if self._lengths is None:
+            self._lengths = operator_lengths(self.length, q)  # once for every layer of the export
+        y, self.step_keys[layer], self.step_values[layer] = exported_attention(q, past_k, past_v, keys, values, self._lengths, unrotated)
+        return y
 
     def advance(self, n_positions: int) -> None:
-        """The caller stores the new positions; nothing moves here."""
+        """The caller counts the new positions; nothing moves here."""
 
     def reset(self) -> None:
         """A step's view holds nothing of its own."""

@@ -20,6 +20,7 @@ from torch import nn
 from midilm.errors import ConfigError
 from midilm.model.attention import causal_attention
 from midilm.model.kv_cache import KVCache
+from midilm.model.rotary import Unrotated, apply_rotary, rotary_tables
 
 INIT_STD = 0.02
 NORM_EPS = 1e-5
@@ -37,39 +38,24 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps).type_as(x)
 
 
-def rotary_tables(
-    start: int | torch.Tensor, length: int, head_dim: int, base: float, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosines and sines ``[length, head_dim/2]`` (float32) for positions
-    ``start .. start+length-1``. Computed per forward rather than stored as
-    buffers, so that ``model.to(bfloat16)`` cannot round the angles."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
-    positions = start + torch.arange(length, device=device, dtype=torch.float32)  # start: an int, or a 0-d tensor in a traced step
-    angles = torch.outer(positions, inv_freq)
-    return angles.cos(), angles.sin()
-
-
-def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the two halves of each head ``x [..., T, hd]`` by the position angles."""
-    x32 = x.float()
-    first, second = x32.chunk(2, dim=-1)
-    rotated = torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
-    return rotated.type_as(x)
-
-
 class Attention(nn.Module):
-    def __init__(self, d_model: int, n_heads: int) -> None:
+    def __init__(self, d_model: int, n_heads: int, rope_base: float) -> None:
         super().__init__()
         self.n_heads = n_heads
+        self.rope_base = rope_base
         self.qkv = nn.Linear(d_model, 3 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], cache: KVCache | None, layer: int) -> torch.Tensor:
         batch, length, width = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
+        rows = self.qkv(x)
+        qkv = rows.view(batch, length, 3, self.n_heads, width // self.n_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, T, hd)
         q, k = apply_rotary(qkv[:2], *rope)
         v = qkv[2]
-        y = causal_attention(q, k, v, 0) if cache is None else cache.attend(layer, q, k, v)  # (B, H, T, hd)
+        if cache is None:
+            y = causal_attention(q, k, v, 0)  # (B, H, T, hd)
+        else:
+            y = cache.attend(layer, q, k, v, Unrotated((rows,), self.rope_base))
         return self.proj(y.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -85,10 +71,10 @@ class SwiGLU(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float) -> None:
+    def __init__(self, d_model: int, n_heads: int, d_ff: int, dropout: float, rope_base: float) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(d_model)
-        self.attn = Attention(d_model, n_heads)
+        self.attn = Attention(d_model, n_heads, rope_base)
         self.mlp_norm = RMSNorm(d_model)
         self.mlp = SwiGLU(d_model, d_ff)
         self.dropout = nn.Dropout(dropout)
@@ -110,7 +96,7 @@ class BlockStack(nn.Module):
         self.head_dim = d_model // n_heads
         self.n_heads = n_heads
         self.rope_base = rope_base
-        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout) for _ in range(n_layers))
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, d_ff, dropout, rope_base) for _ in range(n_layers))
         self.norm = RMSNorm(d_model)
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:

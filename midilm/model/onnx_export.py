@@ -39,7 +39,9 @@ def _rms_norm(g: Any, x: Any, normalized_shape: Any, weight: Any, eps: Any) -> A
     from torch.onnx import symbolic_helper
 
     eps_value = symbolic_helper._maybe_get_const(eps, "f")
-    mean_square = g.op("ReduceMean", g.op("Mul", x, x), axes_i=[-1], keepdims_i=1)
+    # Pow, not Mul: ONNX Runtime fuses this pattern into one SimplifiedLayerNormalization node
+    square = g.op("Pow", x, g.op("Constant", value_t=torch.tensor(2.0, dtype=torch.float32)))
+    mean_square = g.op("ReduceMean", square, axes_i=[-1], keepdims_i=1)
     root = g.op("Sqrt", g.op("Add", mean_square, g.op("Constant", value_t=torch.tensor(eps_value, dtype=torch.float32))))
     return g.op("Mul", g.op("Div", x, root), weight)
 
@@ -69,6 +71,7 @@ def graph_bytes(model: nn.Module, weights: str = "full") -> dict[str, bytes]:
                 input_names=graph.input_names,
                 output_names=graph.output_names,
                 dynamic_axes=graph.dynamic_axes,
+                custom_opsets={"com.microsoft": 1},
             )
         out[name] = buffer.getvalue() if weights == "full" else with_int8_weights(buffer.getvalue())
     return out

@@ -28,7 +28,8 @@ from midilm.model.attention import causal_attention
 from midilm.model.base import EventModel
 from midilm.model.config import ModelConfig
 from midilm.model.kv_cache import KVCache
-from midilm.model.layers import RMSNorm, apply_rotary, init_weights, run_layers
+from midilm.model.layers import RMSNorm, init_weights, run_layers
+from midilm.model.rotary import apply_rotary
 
 DEFAULT_NORM_EPS = 1e-6
 """LLaMA's default ``rms_norm_eps``, for models built from a preset."""

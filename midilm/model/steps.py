@@ -2,18 +2,20 @@
 
 A cached decoder's step reads and writes a KV cache object; these wrappers
 take the cache's past as plain inputs (a fixed capacity per layer, the first
-``start`` positions valid) and return the new positions' keys and values, so
-a step has static shapes except the count of new positions, and no Python
-state. :class:`~midilm.model.fast_decoding.FlatStepDecoder` and
+``start`` positions valid) and give back the cache with the new positions
+written (exported to ONNX, whose runner binds the same buffers as inputs and
+outputs; run in torch, :class:`TorchStepRunner` writes the new keys the module
+returns, so a compiled graph never mutates its inputs), so a step has static
+shapes except the count of new positions, and no Python state. :class:`~midilm.model.fast_decoding.FlatStepDecoder` and
 :class:`~midilm.model.fast_decoding.EventStepDecoder` drive them (through ONNX
 Runtime, a compiled module, or the plain module as a reference) with the
 window logic every decoder shares.
 
 Each family names its graphs (:data:`STEP_GRAPHS`):
 
-- ``flat``: ``tokens`` (tokens ``[B, t]``, start, past...) -> (logits ``[B, V]``, new keys..., new values...);
-- ``event``: ``events`` (events ``[B, n, 8]``, start, past...) -> (state of the last event ``[B, d]``, new keys...,
-  new values...) and ``tokens`` (states ``[B, d]``, the event's first tokens ``[B, j]``) -> logits ``[B, V]``.
+- ``flat``: ``tokens`` (tokens ``[B, t]``, start, past...) -> (logits ``[B, V]``, keys..., values...);
+- ``event``: ``events`` (events ``[B, n, 8]``, start, past...) -> (state of the last event ``[B, d]``, keys...,
+  values...) and ``tokens`` (states ``[B, d]``, the event's first tokens ``[B, j]``) -> logits ``[B, V]``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from midilm import vocab
+from midilm.model.fast_decoding import ArrayStepCache
 from midilm.model.kv_cache import layer_shapes, step_cache
 from midilm.runtime import cpu_threads
 
@@ -44,9 +47,9 @@ class _CachedStep(nn.Module):
     def _with_cache(self, run: Callable, start: torch.Tensor, past: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         cache, parts = step_cache(self.template, list(past), start)
         out = run(cache)
-        new_keys = [k for part in parts for k in part.new_keys]
-        new_values = [v for part in parts for v in part.new_values]
-        return (out, *new_keys, *new_values)
+        keys = [k for part in parts for k in part.step_keys]
+        values = [v for part in parts for v in part.step_values]
+        return (out, *keys, *values)
 
 
 class FlatTokenStep(_CachedStep):
@@ -85,8 +88,8 @@ def _cache_io(step: _CachedStep, batch: int) -> tuple[list[torch.Tensor], list[s
     past = [torch.zeros(batch, h, c, d) for h, c, d in shapes] * 2
     n = len(shapes)
     inputs = [f"past_key_{i}" for i in range(n)] + [f"past_value_{i}" for i in range(n)]
-    outputs = [f"new_key_{i}" for i in range(n)] + [f"new_value_{i}" for i in range(n)]
-    axes = {name: {0: "batch"} for name in inputs} | {name: {0: "batch", 2: "new"} for name in outputs}
+    outputs = [f"present_key_{i}" for i in range(n)] + [f"present_value_{i}" for i in range(n)]
+    axes = {name: {0: "batch"} for name in inputs + outputs}
     return past, inputs, outputs, axes
 
 
@@ -97,7 +100,7 @@ def flat_graphs(model: nn.Module, batch: int = 1) -> dict[str, StepGraph]:
     return {
         "tokens": StepGraph(
             step,
-            (tokens, torch.tensor(5), *past),
+            (tokens, torch.tensor(1), *past),
             ["tokens", "start", *past_names],
             ["logits", *new_names],
             {"tokens": {0: "batch", 1: "new"}, "logits": {0: "batch"}, **axes},
@@ -114,7 +117,7 @@ def event_graphs(model: nn.Module, batch: int = 1) -> dict[str, StepGraph]:
     return {
         "events": StepGraph(
             encode,
-            (events, torch.tensor(5), *past),
+            (events, torch.tensor(1), *past),
             ["events", "start", *past_names],
             ["state", *new_names],
             {"events": {0: "batch", 1: "new"}, "state": {0: "batch"}, **axes},
@@ -160,6 +163,9 @@ class TorchStepRunner:
     def running(self, threads: int) -> AbstractContextManager[None]:
         return cpu_threads(threads)
 
+    def new_cache(self, shapes: list[tuple[int, int, int]], batch_size: int) -> ArrayStepCache:
+        return ArrayStepCache(self, shapes, batch_size)
+
     @torch.inference_mode()
     def run(self, graph: str, inputs: list) -> list:
         tensors = [torch.from_numpy(x) for x in inputs]
@@ -167,4 +173,10 @@ class TorchStepRunner:
         if graph in self.compiled and (not isinstance(module, _CachedStep) or tensors[0].shape[1] == 1):
             module = self.compiled[graph]
         out = module(*tensors)
-        return [t.numpy() for t in out] if isinstance(out, tuple) else [out.numpy()]
+        if not isinstance(out, tuple):
+            return [out.numpy()]
+        first, *new = (t.numpy() for t in out)
+        start, past = int(inputs[1]), inputs[2:]
+        for cache, positions in zip(past, new, strict=True):  # the cache as the exported graph leaves it
+            cache[:, :, start : start + positions.shape[2]] = positions
+        return [first, *past]

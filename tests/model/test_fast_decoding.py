@@ -62,6 +62,32 @@ def test_onnx_runtime_logits_equal_the_eager_decoder_within_1e_3(arch, make_mode
 
 @needs_onnx
 @pytest.mark.parametrize("arch", ["gpt", "hier"])
+def test_onnx_attention_that_rotates_heads_itself_equals_the_eager_decoder(arch, make_model, make_events):
+    """Heads of 16: the exported attention operator applies the rotary positions (rotated before it otherwise)."""
+    import onnx
+
+    from midilm.model.onnx_export import graph_bytes
+
+    model = make_model(arch, n_heads=2).eval()
+    cached = onnx.load_from_string(graph_bytes(model)["tokens" if arch == "gpt" else "events"])
+    attention = [node for node in cached.graph.node if node.op_type == "GroupQueryAttention"]
+    assert len(attention) == model.config.n_layers
+    assert all({a.name: a.i for a in node.attribute}["do_rotary"] == 1 for node in attention)
+    tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
+    assert_same_logits(onnx_decoder(model, 2), model, make_events(2, 3), tokens, atol=1e-3)
+
+
+@needs_onnx
+def test_onnx_grouped_query_attention_with_fewer_key_heads_equals_the_eager_decoder(make_model, make_events):
+    """skytnt with 2 key/value heads for 4 query heads: the operator groups the heads as the reference does."""
+    model = make_model("skytnt", kv_heads=2).eval()
+    assert model.config.kv_heads < model.config.n_heads
+    tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
+    assert_same_logits(onnx_decoder(model, 2), model, make_events(2, 3), tokens, atol=1e-3)
+
+
+@needs_onnx
+@pytest.mark.parametrize("arch", ["gpt", "hier"])
 def test_onnx_int8_weights_stay_close_to_the_float_logits(arch, make_model, make_events):
     """8-bit weights in blocks of 32: the logits move a little (the torch int8 path moves them as much)."""
     model = make_model(arch).eval()

@@ -13,8 +13,9 @@ import torch
 
 from midilm import vocab
 from midilm.cli import main
-from midilm.errors import ConfigError
+from midilm.errors import CheckpointError, ConfigError
 from midilm.model import build_model, preset_config
+from midilm.model.onnx_model import load_onnx
 from midilm.model.sampling import onnx_available
 from midilm.sample import SamplingConfig, generate, start_rows, stream
 from midilm.sample.arrays import NumpyOps, TorchOps
@@ -110,6 +111,11 @@ def test_an_exported_folder_generates_from_the_cli_without_importing_torch(tiny_
         main([*args, "--checkpoint", str(tiny_gpt_run), "--decoder", "eager", "--weights", "full", "--out", str(tmp_path / "torch")]) == 0
     )
     np.testing.assert_array_equal(np.load(tmp_path / "onnx-samples" / "sample-00.npy"), np.load(tmp_path / "torch" / "sample-00.npy"))
+
+    # a folder of the first format (steps that return their new keys) is refused with what to do
+    (folder / "model.json").write_text(json.dumps({**record, "format_version": 1}))
+    with pytest.raises(CheckpointError, match=r"model.json: written by an older midilm .* export the checkpoint again"):
+        load_onnx(folder)
 
 
 def test_an_unknown_decoder_is_refused_with_the_choices() -> None:
