@@ -1,17 +1,20 @@
 """Fine-tuning one base on a store two ways for the same wall-clock time: every weight, and LoRA adapters.
 
-    python bench/finetune.py --data STORE --init BASE --minutes 3 --lora 16
+    python bench/finetune.py --data STORE --init BASE --minutes 3 --lora 16 --val-windows 256
     python bench/finetune.py --data STORE --skytnt-medium --minutes 2 --device cuda --window-events 256
 
 Each way is ``midilm train --init BASE`` (through ``midilm.start_run``) in a child
 process of its own, so that its peak memory is its own: resident memory of the
 process, and on a GPU the most memory torch allocated. Both train for
-``--minutes`` and evaluate once at the end, on the whole validation split;
-the base is evaluated the same way first. Printed, one JSON line each: the
-trainable parameters, tokens/s (input tokens of the steps taken over the
-training time, the final evaluation excluded), peak memory, the size of the
-weights a checkpoint holds (and of the whole resumable ``last/`` folder), and
-validation nats per event. ``--skytnt-medium`` builds a base of SkyTNT's published
+``--minutes``; then the model each leaves (loaded as ``midilm.load_model``
+loads a run: the LoRA run as its base with the adapter folded in) and the base
+are scored on the same validation windows: laid end to end as ``midilm evaluate``
+lays them (every event predicted once), the whole split or ``--val-windows``
+of them spread evenly over it. Printed, one JSON line each: the trainable
+parameters, tokens/s (input tokens of the steps taken over the training time),
+peak memory (before the scoring), the size of the weights a checkpoint holds
+(and of the whole resumable ``last/`` folder), and validation nats per event.
+``--skytnt-medium`` builds a base of SkyTNT's published
 ``tv2o-medium`` shape with random weights (its figures of speed and memory are
 those of the real model; its nats are not).
 """
@@ -46,19 +49,23 @@ def random_medium_base(folder: Path) -> Path:
     return folder
 
 
-def base_nats(args: argparse.Namespace) -> float:
-    """Validation nats per event of the base, with the windows the runs evaluate with."""
+def val_nats(model_path: str, args: argparse.Namespace) -> float:
+    """Validation nats per event of a model on the windows every arm is scored on (see the module doc)."""
     import torch
 
+    import midilm
     from midilm.data import TokenStore
-    from midilm.evaluate.likelihood import likelihood
+    from midilm.evaluate.likelihood import tiled_view
     from midilm.runtime import resolve_device
-    from midilm.train import load_for_inference
+    from midilm.train.batches import eval_batches
+    from midilm.train.metrics import evaluate_view
 
     device = resolve_device(args.device)
-    model = load_for_inference(args.init, device).model
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        return likelihood(model, TokenStore(args.data), "val", args.window_events, args.batch, device)["nats_per_event"]
+    model = midilm.load_model(model_path, device=device)
+    view = tiled_view(TokenStore(args.data), "val", model, args.window_events)
+    batches = eval_batches(len(view), args.batch, limit=math.ceil(args.val_windows / args.batch) if args.val_windows else 0)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    return evaluate_view(model, view, batches, device, amp).result()["nats_per_event"]
 
 
 def child(args: argparse.Namespace) -> None:
@@ -75,8 +82,8 @@ def child(args: argparse.Namespace) -> None:
         max_epochs=10**6,
         window_events=args.window_events,
         batch_size=args.batch,
-        eval_every=10**9,  # no evaluation but the final one
-        eval_batches=0,
+        eval_every=10**9,  # no evaluation but the loop's final one, kept to a batch: the arms are scored after it
+        eval_batches=1,
         device=args.device,
         lora=lora,
         log_every=10,
@@ -90,6 +97,8 @@ def child(args: argparse.Namespace) -> None:
     with safe_open(str(weights), framework="pt") as handle:
         trainable = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())  # noqa: SIM118
     tokens = result.step * args.batch * args.window_events * 8
+    peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak_gpu_mb = round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None
     print(
         json.dumps(
             {
@@ -98,11 +107,11 @@ def child(args: argparse.Namespace) -> None:
                 "steps": result.step,
                 "trainable_parameters": trainable,
                 "tokens_per_s": round(tokens / rows[-1]["elapsed_s"], 1),
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20) if torch.cuda.is_available() else None,
+                "peak_rss_mb": peak_rss_mb,
+                "peak_gpu_mb": peak_gpu_mb,
                 "checkpoint_weights_mb": round(weights.stat().st_size / 2**20, 2),
                 "checkpoint_last_mb": round(sum(p.stat().st_size for p in last.iterdir()) / 2**20, 2),
-                "val_nats_per_event": round(rows[-1]["val_nats_per_event"], 4),
+                "val_nats_per_event": round(val_nats(args.out, args), 4),
             }
         ),
         flush=True,
@@ -121,6 +130,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="windows per step (default: 16)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     parser.add_argument("--lr", type=float, default=0.0, help="learning rate of both runs (default: midilm's defaults)")
+    parser.add_argument("--val-windows", type=int, default=0, help="validation windows scored, spread over the split (default: 0, all)")
     parser.add_argument("--child", choices=("full", "lora"), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,12 +141,12 @@ def main() -> None:
         if args.skytnt_medium:
             args.init = str(random_medium_base(Path(tmp) / "tv2o-medium-random"))
         print(json.dumps({"base": args.init, "window_events": args.window_events, "batch": args.batch, "device": args.device}))
-        print(json.dumps({"run": "base", "val_nats_per_event": round(base_nats(args), 4)}), flush=True)
+        print(json.dumps({"run": "base", "val_nats_per_event": round(val_nats(args.init, args), 4)}), flush=True)
         figures = {}
         for way in ("full", "lora"):
             command = [sys.executable, __file__, "--child", way, "--out", str(Path(tmp) / way), "--data", args.data, "--init", args.init]
             command += ["--minutes", str(args.minutes), "--lora", str(args.lora), "--window-events", str(args.window_events)]
-            command += ["--batch", str(args.batch), "--device", args.device, "--lr", str(args.lr)]
+            command += ["--batch", str(args.batch), "--device", args.device, "--lr", str(args.lr), "--val-windows", str(args.val_windows)]
             output = subprocess.run(command, capture_output=True, text=True, check=False)
             if output.returncode:
                 sys.exit(f"the {way} run failed:\n{output.stderr[-3000:]}")

@@ -37,3 +37,20 @@ def test_gpu_script_prints_and_writes_every_figure_in_quick_mode(tmp_path: Path)
     for line in lines[1:]:
         assert line.get("train_tokens_per_s", line.get("events_per_s")) > 0
         assert "mfu" in line or line["figure"] == "sample"
+
+
+@pytest.mark.slow
+def test_finetune_script_prints_both_arms_scored_on_the_same_windows(chorale_store: Path, tiny_gpt_run: Path) -> None:
+    """bench/finetune.py with a tiny base for a few seconds per arm: the base's and both runs' figures, and the ratios."""
+    import json
+
+    args = [sys.executable, str(BENCH / "finetune.py"), "--data", str(chorale_store), "--init", str(tiny_gpt_run)]
+    args += ["--minutes", "0.05", "--lora", "4", "--window-events", "16", "--batch", "2", "--val-windows", "4"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=BENCH.parent)
+    assert result.returncode == 0, result.stderr
+    header, base, full, lora, ratios = (json.loads(line) for line in result.stdout.splitlines())
+    assert header["window_events"] == 16 and base["run"] == "base" and base["val_nats_per_event"] > 0
+    assert (full["run"], full["lora_rank"], lora["run"], lora["lora_rank"]) == ("full", 0, "lora", 4)
+    assert 0 < lora["trainable_parameters"] < full["trainable_parameters"]
+    assert all(run["steps"] > 0 and run["tokens_per_s"] > 0 and run["val_nats_per_event"] > 0 for run in (full, lora))
+    assert ratios["lora_vs_full_trainable"] == round(lora["trainable_parameters"] / full["trainable_parameters"], 4)

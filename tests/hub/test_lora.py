@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -20,6 +21,7 @@ import midilm
 from midilm.cli import main
 from midilm.errors import CheckpointError, ConfigError
 from midilm.hub.files import file_sha256
+from midilm.model.sampling import onnx_available
 from midilm.train import load_for_inference
 
 from .conftest import teacher_forced
@@ -83,6 +85,28 @@ def test_generate_evaluate_and_export_apply_the_adapter(trained: Path, chorale_s
     expected = teacher_forced(midilm.load_model(trained), oracle["tokens"])
     for folder in ("adapter", "merged"):
         torch.testing.assert_close(teacher_forced(midilm.load_model(tmp_path / folder), oracle["tokens"]), expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.skipif(not onnx_available(), reason="the [onnx] extra (onnx, onnxruntime) is not installed")
+def test_an_onnx_export_of_a_skytnt_model_with_an_adapter_samples_as_torch_does(
+    skytnt_model: Path, skytnt_lora: Path, tmp_path: Path
+) -> None:
+    """SkyTNT's model and adapter (folded into one model by the export) through ONNX Runtime, then the same
+    controls and seed through PyTorch with the adapter and without it."""
+    assert main(["export", str(skytnt_model), "--lora-adapter", str(skytnt_lora), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 0
+    args = ["generate", "--events", "16", "--min-events", "16", "--seconds", "0", "--seed", "3", "--instruments", "piano,violin"]
+    torch_path = ["--decoder", "eager", "--weights", "full"]
+    assert main([*args, "--checkpoint", str(tmp_path / "onnx"), "--out", str(tmp_path / "onnx-samples")]) == 0
+    assert (
+        main(
+            [*args, "--checkpoint", str(skytnt_model), "--lora-adapter", str(skytnt_lora), *torch_path, "--out", str(tmp_path / "adapted")]
+        )
+        == 0
+    )
+    assert main([*args, "--checkpoint", str(skytnt_model), *torch_path, "--out", str(tmp_path / "base")]) == 0
+    onnx, adapted, base = (np.load(tmp_path / name / "sample-00.npy") for name in ("onnx-samples", "adapted", "base"))
+    np.testing.assert_array_equal(onnx, adapted)
+    assert not np.array_equal(adapted, base)  # the adapter was folded in, not left out
 
 
 def test_an_adapter_on_another_base_is_refused(trained: Path, skytnt_model: Path, tmp_path: Path, chorale_store: Path) -> None:

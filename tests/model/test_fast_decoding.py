@@ -13,6 +13,11 @@ from midilm.model.steps import TorchStepRunner
 
 needs_onnx = pytest.mark.skipif(not onnx_available(), reason="the [onnx] extra (onnx, onnxruntime) is not installed")
 
+GROUPED = {"kv_heads": 2, "token_heads": 2, "token_kv_heads": 1}
+"""skytnt with grouped-query attention in both stacks (SkyTNT's configs may set ``num_key_value_heads``)."""
+MODELS = [pytest.param(arch, {}, id=arch) for arch in ARCHS] + [pytest.param("skytnt", GROUPED, id="skytnt-gqa")]
+"""Every architecture at its defaults, and skytnt with fewer key/value heads than query heads."""
+
 
 def onnx_decoder(model, batch: int, keep_events=None, weights: str = "full"):
     from midilm.model.sampling import onnx_twin
@@ -44,18 +49,18 @@ def assert_same_logits(fast, model, prompt: torch.Tensor, tokens: torch.Tensor, 
     np.testing.assert_array_equal(fast.events(), eager.events())
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(("arch", "changes"), MODELS)
 @pytest.mark.parametrize("keep_events", [None, 1])
-def test_step_graphs_as_torch_modules_equal_the_cached_decoder_across_slides(arch, keep_events, make_model, make_events):
-    model = make_model(arch).eval()
+def test_step_graphs_as_torch_modules_equal_the_cached_decoder_across_slides(arch, changes, keep_events, make_model, make_events):
+    model = make_model(arch, **changes).eval()
     tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
     assert_same_logits(plain_step_decoder(model, 2, keep_events), model, make_events(2, 3), tokens, atol=1e-5)
 
 
 @needs_onnx
-@pytest.mark.parametrize("arch", ARCHS)
-def test_onnx_runtime_logits_equal_the_eager_decoder_within_1e_3(arch, make_model, make_events):
-    model = make_model(arch).eval()
+@pytest.mark.parametrize(("arch", "changes"), MODELS)
+def test_onnx_runtime_logits_equal_the_eager_decoder_within_1e_3(arch, changes, make_model, make_events):
+    model = make_model(arch, **changes).eval()
     tokens = make_events(2, 10).reshape(2, -1)[:, 3:]
     assert_same_logits(onnx_decoder(model, 2), model, make_events(2, 3), tokens, atol=1e-3)
 
@@ -96,8 +101,8 @@ def test_onnx_int8_weights_stay_close_to_the_float_logits(arch, make_model, make
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["gpt", "hier"])
-def test_compiled_step_logits_equal_the_eager_decoder_within_1e_3(arch, make_model, make_events):
-    model = make_model(arch).eval()
+@pytest.mark.parametrize(("arch", "changes"), [("gpt", {}), ("hier", {}), ("skytnt", GROUPED)], ids=["gpt", "hier", "skytnt-gqa"])
+def test_compiled_step_logits_equal_the_eager_decoder_within_1e_3(arch, changes, make_model, make_events):
+    model = make_model(arch, **changes).eval()
     tokens = make_events(1, 8).reshape(1, -1)[:, 3:]
     assert_same_logits(plain_step_decoder(model, 1, compiled=True), model, make_events(1, 3), tokens, atol=1e-3)
