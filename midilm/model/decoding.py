@@ -54,8 +54,8 @@ class TorchDecoder(EventDecoder):
         super().prefill(events)
 
     @torch.inference_mode()
-    def push(self, tokens: Any) -> None:
-        super().push(tokens)
+    def push(self, tokens: Any, *, logits_needed: bool = True) -> None:
+        super().push(tokens, logits_needed=logits_needed)
 
     def _empty_cache(self):
         """The model's KV cache, allocated on first use and emptied for a new window."""

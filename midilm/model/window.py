@@ -119,8 +119,10 @@ class EventDecoder(ABC):
             self._slide()
         self._next_logits = self._float_logits(self._refresh(new_window=True))
 
-    def push(self, tokens: Any) -> None:
-        """Append one token ``[B]`` to every row."""
+    def push(self, tokens: Any, *, logits_needed: bool = True) -> None:
+        """Append one token ``[B]`` to every row. ``logits_needed=False`` says
+        the logits of the next token will not be asked for (the grammar forces
+        the rest of the event): a decoder that can leaves them uncomputed."""
         if self._tokens is None:
             raise TokenError("decoder: call prefill(prompt) before push()")
         tokens = self._host(tokens)
@@ -135,14 +137,24 @@ class EventDecoder(ABC):
         new_window = not self._fits(self._n_tokens - self._window_start)
         if new_window:
             self._slide()
+        if not logits_needed and not new_window and self._within_event():
+            self._next_logits = None
+            return
         self._next_logits = self._float_logits(self._refresh(new_window))
 
     def logits(self) -> Any:
         """Float logits ``[B, V]`` for the next token (slot :attr:`slot`), in
         the decoder's array type (a torch tensor for torch decoders, numpy otherwise)."""
-        if self._next_logits is None:
+        if self._tokens is None:
             raise TokenError("decoder: call prefill(prompt) before logits()")
+        if self._next_logits is None:
+            raise TokenError("decoder: the last push said no logits were needed; none were computed")
         return self._next_logits
+
+    def _within_event(self) -> bool:
+        """Whether the last push left the model's state untouched until more tokens
+        come (event-level models: the event is not complete); flat models read every token."""
+        return False
 
     def events(self) -> np.ndarray:
         """The whole history ``[B, n, 8]`` (int64), prompt included; the event
@@ -194,6 +206,10 @@ class EventWindow(EventDecoder):
 
     def _partial_event(self) -> np.ndarray:
         return self._tokens[:, self._n_tokens - self.slot : self._n_tokens]  # (B, slot)
+
+    def _within_event(self) -> bool:
+        # the token level reads the event's tokens afresh (or catches up) when logits are next needed
+        return self.slot != 0
 
     def _new_event(self) -> bool:
         """Whether the last push completed an event (the event level must read it)."""

@@ -193,12 +193,23 @@ class EventSampler:
                             mask = mask + ops.asarray(np.asarray(extra, dtype=np.float32))
                 token = choose(logits, mask, self.config, self.generators, single, ops)
                 token = np.where(forcing, forced_rows[:, slot], token)
-            decoder.push(token)
             row[:, slot] = token
             if slot == 0:
                 event_index = np.clip(token - vocab.FIRST_EVENT_ID, 0, len(vocab.EVENT_NAMES) - 1)
                 finished = finished | (token == vocab.EOS)  # the rest of an EOS row is PAD
+                rest_forced = self._rest_forced(grammar, event_index, finished, forcing)
+            # the last slots of an event are often all forced (PAD past an event's parameters): their logits are never read
+            decoder.push(token, logits_needed=slot == vocab.EVENT_LEN - 1 or not rest_forced[slot + 1])
         return row
+
+    @staticmethod
+    def _rest_forced(grammar: GrammarMask, event_index: np.ndarray, finished: np.ndarray, forcing: np.ndarray) -> list[bool]:
+        """For each slot, whether it and every later slot of this event leave no choice in any sample."""
+        rest = [False] * (vocab.EVENT_LEN + 1)
+        rest[vocab.EVENT_LEN] = True
+        for slot in range(vocab.EVENT_LEN - 1, 0, -1):
+            rest[slot] = rest[slot + 1] and bool((grammar.forced(slot, event_index, finished) | forcing).all())
+        return rest
 
     def _forced_rows(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """Which samples write a given row at this step, and those rows (the last constraint that asks wins)."""
