@@ -37,9 +37,9 @@ from .hub.conftest import SKYTNT, hub_cache
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 GOLDEN = Path(__file__).parent / "data" / "golden"
-BLOCK = re.compile(r"(?:<!--\s*readme-test:(?P<directive>.*?)-->[ \t]*\n)?```bash\n(?P<body>.*?)```", re.S)
+BLOCK = re.compile(r"(?:<!--\s*readme-test:(?P<directive>[^\n]*?)-->[ \t]*\n)?```bash\n(?P<body>.*?)```", re.S)
 DIRECTIVE = re.compile(r"<!--\s*readme-test:")
-SKIP = re.compile(r"\s*skip,\s*(?P<reason>\S.*?)\s*", re.S)
+SKIP = re.compile(r"\s*skip,\s*(?P<reason>\S.*?)\s*")
 RUNS_UNTIL_STOPPED = re.compile(r"^(\S*midilm|torchrun .* -m midilm) (app|train)\b")
 TRAINING_STARTED = re.compile(r"^train:", re.M)
 TRAINING_SAVED = re.compile(r"^interrupted at step \d+; continue with: midilm train --resume", re.M)
@@ -135,6 +135,8 @@ def test_a_skip_with_its_reason_runs_nothing_and_a_plain_block_runs() -> None:
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A working folder and home with the files and models the README's commands name."""
+    import torch
+
     from midilm.data import PrepareOptions, prepare
     from midilm.model import build_model, preset_config
 
@@ -154,9 +156,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "STORE").symlink_to("stores/mine", target_is_directory=True)
     for share in (1, 2, 3):  # the other machines' shares of `prepare ~/midi/lakh --shard i/4`
         prepare([home / "midi" / "lakh"], root / "shards" / str(share), PrepareOptions(workers=1, shard=f"{share}/4"), progress=False)
-    notebook = build_model(preset_config("seed", "tiny"))
-    import torch
-
+    notebook = build_model(preset_config("seed", "tiny"))  # saved as the design notebook saves best_model_lm.pt
     torch.save({"model_state_dict": notebook.state_dict(), "vocab_size": notebook.config.vocab_size}, root / "best_model_lm.pt")
     shutil.copytree(SKYTNT / "model", home / "models" / "tv2o-medium")
     shutil.copytree(SKYTNT / "lora", home / "models" / "a-skytnt-lora")
