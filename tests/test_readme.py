@@ -11,8 +11,9 @@ offline (``HF_HUB_OFFLINE=1``) in a Hugging Face cache the sandbox builds, where
 SkyTNT's small test model stands in for the published ones. Commands that run
 until stopped (training, the web app) are stopped the way a user stops them:
 Ctrl-C once they have shown they work. A block the sandbox cannot run (several
-GPUs or machines, the two commands that CI itself runs) is preceded by
-``<!-- readme-test: skip, REASON -->``; a test checks that each skip gives one.
+GPUs or machines; the quickstart, which installs from the network, and the test
+suite this test belongs to) is preceded by ``<!-- readme-test: skip, REASON -->``;
+a test checks that each skip gives one.
 """
 
 from __future__ import annotations
