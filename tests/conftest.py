@@ -32,6 +32,17 @@ def golden_manifest() -> dict:
 
 
 @pytest.fixture(scope="session")
+def bundled_corpus_home() -> Path:
+    """midilm's cache (``$MIDILM_HOME``, else ``~/.cache/midilm``) with the bundled corpus prepared in its
+    default store, as ``midilm prepare`` leaves it: converted once per machine, later sessions only check it."""
+    from midilm.data import prepare_corpus
+    from midilm.data.paths import cache_root
+
+    prepare_corpus(progress=False)
+    return cache_root()
+
+
+@pytest.fixture(scope="session")
 def chorale_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A token store of six Bach chorales: enough real music for a tiny model."""
     from midilm.data import PrepareOptions, prepare
