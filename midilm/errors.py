@@ -37,3 +37,7 @@ class StoreError(MidilmError):
 
 class CheckpointError(MidilmError):
     """A checkpoint that is missing, corrupt, or made for another vocabulary or model."""
+
+
+class RenderError(MidilmError):
+    """Audio that could not be rendered (the synthesizer failed or did not finish)."""

@@ -45,7 +45,8 @@ class Piece:
     seconds: float
     stopped_by: str
     midi: Path
-    audio: Path
+    audio: Path | None
+    """None when the WAV could not be rendered (its notes say why)."""
     piano_roll: Path
     tokens: Path
     record: Path
@@ -58,7 +59,7 @@ class Piece:
         files = sample.files
         return cls(
             index, sample.seed, sample.generated_events, sample.seconds, sample.stopped_by,
-            files["midi"], files["audio"], files["piano_roll"], files["tokens"], files["record"], tuple(sample.notes),
+            files["midi"], files.get("audio"), files["piano_roll"], files["tokens"], files["record"], tuple(sample.notes),
         )  # fmt: skip
 
     @property

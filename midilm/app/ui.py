@@ -102,7 +102,9 @@ def result_updates(pieces: list[Piece], index: int) -> list[Any]:
         return [gr.Group(visible=False), "", None, None, None]
     piece = pieces[index]
     title = f"### {piece.title}" + "".join(f"\n{note}" for note in piece.notes)
-    return [gr.Group(visible=True), title, str(piece.audio), str(piece.piano_roll), [str(piece.midi), str(piece.audio)]]
+    audio = None if piece.audio is None else str(piece.audio)
+    downloads = [str(piece.midi)] + ([audio] if audio else [])
+    return [gr.Group(visible=True), title, audio, str(piece.piano_roll), downloads]
 
 
 def live_updates(paths: list[Path], done: int, index: int) -> list[Any]:

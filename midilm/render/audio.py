@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from midilm.errors import ConfigError, MidiFileError
+from midilm.errors import ConfigError, MidiFileError, RenderError
 
 DEFAULT_SAMPLE_RATE = 22050
 SOUNDFONT_PACKAGE = "pretty_midi"
@@ -27,6 +30,10 @@ MAX_SECONDS = 300.0
 """Longest audio rendered by default (a 26 MB WAV at the default rate): an
 untrained model can write hours of near silence (long time shifts), whose WAV
 would take gigabytes."""
+RENDER_BASE_S = 60.0
+RENDER_S_PER_PIECE_S = 0.5
+"""Time the synthesizer gets: a minute, plus half a second per second of music (it renders about a hundred times
+faster than real time), before it is taken to be stuck (see :mod:`midilm.render.synth_worker`)."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +91,28 @@ def synthesize(
         score, seconds = score.clip(0, max_seconds, clip_end=True), max_seconds
     if not any(len(track.notes) for track in score.tracks):
         return np.zeros((2, round(seconds * sample_rate)), dtype=np.float32), piece_seconds  # the synthesizer refuses a score without notes
-    audio = np.asarray(symusic.Synthesizer(sf_path=str(font), sample_rate=sample_rate).render(score, stereo=True), dtype=np.float32)
+    audio = _render_in_child(score.to("tick").dumps_midi(), font, sample_rate, RENDER_BASE_S + RENDER_S_PER_PIECE_S * seconds)
     peak = float(np.abs(audio).max()) if audio.size else 0.0
     return (audio * (PEAK / peak) if peak > 0 else audio), piece_seconds
+
+
+def _render_in_child(midi: bytes, font: Path, sample_rate: int, timeout_s: float) -> np.ndarray:
+    """Stereo audio of ``midi`` from the synthesizer, run in a child process that is stopped after ``timeout_s``."""
+    with tempfile.TemporaryDirectory(prefix="midilm-render-") as folder:
+        midi_path, out_path = Path(folder, "piece.mid"), Path(folder, "audio.npy")
+        midi_path.write_bytes(midi)
+        command = [sys.executable, "-m", "midilm.render.synth_worker", str(midi_path), str(font), str(sample_rate), str(out_path)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise RenderError(
+                f"the synthesizer did not finish within {timeout_s:.0f} s and was stopped (symusic's synthesizer can hang on a "
+                "few high notes of some instruments)"
+            ) from exc
+        if done.returncode != 0 or not out_path.is_file():
+            last_line = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RenderError(f"the synthesizer failed (exit {done.returncode}): {last_line}")
+        return np.load(out_path)
 
 
 def write_wav(audio: np.ndarray, path: str | os.PathLike, sample_rate: int) -> None:

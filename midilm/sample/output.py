@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from midilm import vocab
+from midilm.errors import RenderError
 
 STOP_REASONS = {
     "eos": "ended by the model",
@@ -85,11 +86,17 @@ def write_sample(
     if audio:
         from midilm.render import render_wav
 
-        files["audio"] = out_dir / f"{name}.wav"
-        rendered = render_wav(midi_bytes, files["audio"])
-        if rendered.cut:
-            notes.append(f"{files['audio'].name}: {rendered.describe()}")
-            record = {**record, "audio_seconds": round(rendered.seconds, 3)}
+        wav = out_dir / f"{name}.wav"
+        try:
+            rendered = render_wav(midi_bytes, wav)
+        except RenderError as exc:  # the MIDI file and the piano roll are still written
+            notes.append(f"{wav.name}: not written: {exc}")
+            record = {**record, "audio_error": str(exc)}
+        else:
+            files["audio"] = wav
+            if rendered.cut:
+                notes.append(f"{wav.name}: {rendered.describe()}")
+                record = {**record, "audio_seconds": round(rendered.seconds, 3)}
     if piano_roll:
         from midilm.render import render_piano_roll
 

@@ -163,3 +163,53 @@ def test_piano_roll_of_many_instruments(tmp_path):
     ]
     render_piano_roll([480, events], tmp_path / "many.png")
     assert (tmp_path / "many.png").read_bytes().startswith(PNG_MAGIC)
+
+
+def violin_note(pitch: int) -> bytes:
+    """One long violin note: TimGM6mb's violin at pitches 98 to 107 made symusic 0.5.9's synthesizer loop forever at 22,050 Hz."""
+    return score_to_midi([480, [["patch_change", 0, 0, 40], ["note", 0, 1920, 0, pitch, 113]]])
+
+
+def test_a_synthesizer_that_hangs_is_stopped_and_named(tmp_path, monkeypatch):
+    import time
+
+    from midilm.errors import RenderError
+    from midilm.render import audio
+
+    monkeypatch.setattr(audio, "RENDER_BASE_S", 5.0)
+    began = time.monotonic()
+    try:
+        render_wav(violin_note(100), tmp_path / "violin.wav")  # may render, with a synthesizer that no longer hangs
+    except RenderError as exc:
+        assert "did not finish within 6 s and was stopped" in str(exc)
+    assert time.monotonic() - began < 30
+
+
+def test_a_failing_synthesizer_is_named(monkeypatch):
+    from midilm.errors import RenderError
+    from midilm.render import audio
+
+    with pytest.raises(RenderError, match=r"did not finish within 0 s"):
+        audio._render_in_child(two_second_midi(), default_soundfont(), 22050, timeout_s=0.01)
+    with pytest.raises(RenderError, match=r"the synthesizer failed \(exit 1\)"):
+        audio._render_in_child(b"not midi", default_soundfont(), 22050, timeout_s=60)
+
+
+def test_a_sample_whose_audio_fails_keeps_its_midi_and_piano_roll(golden_dir, tmp_path, monkeypatch):
+    import json
+
+    from midilm.errors import RenderError
+    from midilm.render import audio
+    from midilm.sample.output import write_sample
+    from midilm.tokenizer import tokenize
+
+    def stuck(*args, **kwargs):
+        raise RenderError("the synthesizer did not finish within 61 s and was stopped")
+
+    monkeypatch.setattr(audio, "_render_in_child", stuck)
+    tokens = tokenize(golden_dir / "bach_bwv1.6.mid").tokens
+    files, notes = write_sample(tmp_path, "s", tokens, {}, audio=True, piano_roll=True)
+    assert "audio" not in files and not (tmp_path / "s.wav").exists()
+    assert files["midi"].is_file() and files["piano_roll"].is_file()
+    assert notes == ["s.wav: not written: the synthesizer did not finish within 61 s and was stopped"]
+    assert json.loads(files["record"].read_text())["audio_error"].startswith("the synthesizer did not finish")
