@@ -71,8 +71,13 @@ def likelihood(model: torch.nn.Module, store: Any, split: str, window_events: in
     files = len(store.split(split))
     if not files:
         raise ConfigError(f"{store.path}: the {split} split is empty; nothing to evaluate")
+    from tqdm import tqdm
+
     view = tiled_view(store, split, model, window_events)
-    result = evaluate_view(model, view, eval_batches(len(view), batch_size), device).result()
+    batches = list(eval_batches(len(view), batch_size))
+    desc = f"likelihood of the {split} split ({files} files, {len(view)} windows)"
+    with tqdm(total=len(batches), unit="batch", desc=desc, dynamic_ncols=True, leave=False) as bar:
+        result = evaluate_view(model, view, batches, device, on_batch=bar.update).result()
     seconds = split_seconds(store, split)
     total_nats = result["loss"] * result["tokens"]
     result.update(

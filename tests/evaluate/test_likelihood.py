@@ -67,6 +67,12 @@ def test_uniform_logits_score_ln_vocab_on_every_token_once(tiny_store, family, w
     assert result["loss_pitch"] == pytest.approx(ln_v, rel=1e-6)
 
 
+def test_the_likelihood_pass_shows_its_progress(tiny_store, capfd):
+    likelihood(uniform_logits(FlatModel), TokenStore(tiny_store), "test", 8, batch_size=4, device=torch.device("cpu"))
+    shown = capfd.readouterr().err
+    assert "likelihood of the test split (3 files, " in shown and "batch" in shown
+
+
 def test_split_seconds_adds_the_manifest_durations(tiny_store):
     store = TokenStore(tiny_store)
     by_name = {r["path"].rsplit("/", 1)[-1]: r["seconds"] for r in store.records}
