@@ -148,6 +148,8 @@ class AroundResult:
     mode: str
     plan: InstrumentPlan
     generation: GenerationResult
+    config: SamplingConfig
+    """The settings sampled with: the caller's, with the event budget the task needs."""
 
     @property
     def stop_reason(self) -> str:
@@ -166,7 +168,7 @@ def write_around(
     result = sample_events(around.model, config, start, on_event=on_event, constraints=[timeline])
     all_kept = task.song.kept(task.keep, sounding=True)
     merged = [merge(all_kept, *task.own_rows(*timeline.own_events(b))) for b in range(config.num_samples)]
-    return AroundResult([m[0] for m in merged], [m[1] for m in merged], mode, task.plan, result)
+    return AroundResult([m[0] for m in merged], [m[1] for m in merged], mode, task.plan, result, config)
 
 
 def merge(kept: KeptEvents, own_rows: np.ndarray, own_onsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ def write_pieces(
     generation = result.generation
     shared = {
         **settings,
+        "sampling": result.config,
         "mode": result.mode,
         "voices": [voice.describe() for voice in result.plan.voices],
         "stop_reason": generation.stop_reason,

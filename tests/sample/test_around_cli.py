@@ -28,6 +28,8 @@ def test_accompany_writes_each_piece_with_its_record_and_a_two_colour_piano_roll
         assert record["voices"] == ["Acoustic Grand Piano (track 2, channel 2)", "Acoustic Bass (track 3, channel 3)"]
         assert record["kept_events"] + record["new_events"] == len(tokens) - 2
         assert record["files"]["piano_roll"] == f"accompaniment-{i:02d}.png"
+        assert record["sampling"]["events"] >= record["new_events"] and record["sampling"]["events"] != 512  # the budget used
+        assert record["stopped_by"] in ("eos", "events")
     assert "mode: interleave" in capsys.readouterr().out
 
 
