@@ -136,10 +136,17 @@ class TrainingSession:
             model = loaded.model
         else:
             model = build_model(run.model)
+        if run.train.anticipation and run.model.vocab_size < anticipation.VOCAB_SIZE and run.init and not run.train.lora:
+            from midilm.model.build import with_vocabulary
+
+            model = with_vocabulary(model, anticipation.VOCAB_SIZE)  # the init model learns the anticipation ids
+            run.model = model.config
+            if self.cluster.is_main:
+                print(f"{run.init}: vocabulary grown to {anticipation.VOCAB_SIZE} ids for --anticipation (new rows start untrained)")
         if run.train.anticipation and run.model.vocab_size < anticipation.VOCAB_SIZE:
             raise ConfigError(
                 f"--anticipation needs a model with the anticipation ids ({anticipation.VOCAB_SIZE} classes); "
-                f"{run.init or 'this model'} has {run.model.vocab_size}: train from scratch, or --init a checkpoint trained with --anticipation"
+                f"{run.init or 'this model'} has {run.model.vocab_size}: train from scratch, or fine-tune it fully (LoRA cannot train new ids)"
             )
         if run.train.freeze_embeddings:
             for module in model.modules():

@@ -76,6 +76,39 @@ def test_an_anticipation_model_learns_and_records_what_it_was_trained_with(chora
         check_vocab(RunConfig.from_json_dict(config, "edited"), "edited")
 
 
-def test_fine_tuning_a_plain_model_with_anticipation_is_refused(chorale_store: Path, tiny_gpt_run: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="anticipation ids"):
-        start_run(chorale_store, tmp_path / "ft", preset_config("gpt", "tiny"), tiny_config(max_steps=1, anticipation=4), init=tiny_gpt_run)
+def test_fine_tuning_a_plain_model_with_anticipation_grows_its_vocabulary(chorale_store: Path, tiny_gpt_run: Path, tmp_path: Path) -> None:
+    run = tmp_path / "ft"
+    start_run(chorale_store, run, preset_config("gpt", "tiny"), tiny_config(max_steps=2, anticipation=4), init=tiny_gpt_run)
+    loaded = load_for_inference(run)
+    assert loaded.model.config.vocab_size == anticipation.VOCAB_SIZE and loaded.run.train.anticipation == 4
+    with pytest.raises(ConfigError, match="LoRA cannot train new ids"):
+        start_run(
+            chorale_store,
+            tmp_path / "lora",
+            preset_config("gpt", "tiny"),
+            tiny_config(max_steps=1, anticipation=4, lora=4),
+            init=tiny_gpt_run,
+        )
+
+
+@pytest.mark.parametrize("arch", ["seed", "gpt", "hier", "skytnt"])
+def test_a_grown_vocabulary_keeps_every_old_weight(arch: str) -> None:
+    import torch
+
+    from midilm.model import build_model, make_decoder
+    from midilm.model.build import with_vocabulary
+    from midilm.sample import start_rows
+
+    torch.manual_seed(0)
+    model = build_model(preset_config(arch, "tiny")).eval()
+    grown = with_vocabulary(model, anticipation.VOCAB_SIZE).eval()
+    assert grown.config.vocab_size == anticipation.VOCAB_SIZE
+    logits = []
+    for m in (model, grown):
+        decoder = make_decoder(m, 1)
+        decoder.prefill(start_rows()[None].astype(np.int64))
+        logits.append(decoder.logits()[0])
+    assert logits[1].shape == (anticipation.VOCAB_SIZE,)
+    torch.testing.assert_close(logits[1][: vocab.VOCAB_SIZE], logits[0])
+    with pytest.raises(ConfigError, match="cannot shrink"):
+        with_vocabulary(grown, vocab.VOCAB_SIZE)
