@@ -75,7 +75,7 @@ def write_request(models: ModelCache, request: AroundRequest, out_root: Path, pr
     result = write_around(around, request.sampling, task, on_event=on_event)
     out_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=time.strftime("%Y%m%d-%H%M%S-"), dir=out_root))
-    record = {"checkpoint": around.source, "song": request.song.name, "task": request.task, "sampling": request.sampling, **settings}
+    record = {"checkpoint": around.source, "song": request.song.name, "task": request.task, **settings}
     on_piece = None if progress is None else lambda i, n: progress(i, n, "samples rendered")
     written = write_pieces(
         folder, result, record, seed=request.sampling.seed, audio=True, piano_roll=True, prefix=request.task, on_piece=on_piece

@@ -58,7 +58,7 @@ def run_around(args: argparse.Namespace, build: Callable[[Any, SamplingConfig], 
         result = write_around(around, config, task, mode=args.mode, on_event=lambda n: bar.update(n - bar.n))
     if result.generation.stop_reason == "interrupted":
         print("interrupted: writing what was written so far")
-    record = {"checkpoint": str(loaded.source), "arch": loaded.run.model.arch, "song": str(args.song), "sampling": config, **settings}
+    record = {"checkpoint": str(loaded.source), "arch": loaded.run.model.arch, "song": str(args.song), **settings}
     written = write_pieces(out, result, record, seed=config.seed, audio=args.audio, piano_roll=args.piano_roll, prefix=prefix)
     print(f"mode: {result.mode}; new voices: {', '.join(v.describe() for v in result.plan.voices)}")
     for sample, kept in zip(written, result.kept_rows, strict=True):

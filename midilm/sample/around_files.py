@@ -23,7 +23,7 @@ def write_pieces(
     on_piece: Callable[[int, int], None] | None = None,
 ) -> list[WrittenSample]:
     """Files of every piece of ``result`` (``prefix-NN.*``) with a record of the
-    shared ``settings``, the piece's seed, its kept and new events, why it stopped and the run's timing."""
+    shared ``settings``, the sampling settings used (the event budget included), the piece's seed, its kept and new events, why it stopped and the run's timing."""
     from midilm.tokenizer import summarize
 
     generation = result.generation
