@@ -21,12 +21,17 @@ def age(run: Path, seconds: float) -> None:
         os.utime(path, (stat.st_atime - seconds, stat.st_mtime - seconds))
 
 
+def older_and_newer(tiny_run: Path, runs: Path, older: str, newer: str) -> None:
+    """Two copies of the tiny run in ``runs``, ``older`` saved an hour before ``newer``."""
+    shutil.copytree(tiny_run, runs / older)
+    shutil.copytree(tiny_run, runs / newer)
+    age(runs / older, 3600)
+
+
 @pytest.mark.usefixtures("no_shipped_model")
 def test_runs_are_offered_newest_first_and_other_folders_are_not(tiny_run: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    shutil.copytree(tiny_run, runs / "older")
-    shutil.copytree(tiny_run, runs / "newer")
-    age(runs / "older", 3600)
+    older_and_newer(tiny_run, runs, "older", "newer")
     (runs / "empty").mkdir()
     (runs / "notes").mkdir()
     (runs / "notes" / "model.safetensors.txt").write_text("not a checkpoint")
@@ -40,9 +45,7 @@ def test_runs_are_offered_newest_first_and_other_folders_are_not(tiny_run: Path,
 @pytest.mark.usefixtures("no_shipped_model")
 def test_a_run_with_damaged_metadata_is_named_and_does_not_hide_the_others(tiny_run: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    shutil.copytree(tiny_run, runs / "good")
-    shutil.copytree(tiny_run, runs / "damaged")
-    age(runs / "good", 3600)
+    older_and_newer(tiny_run, runs, "good", "damaged")
     (runs / "damaged" / "best" / "meta.json").write_bytes(b"\x00\xff not json")
     choices = checkpoint_choices(runs)
     assert choices[1] == (f"{runs / 'good'} (best, step 2)", str(runs / "good"))
